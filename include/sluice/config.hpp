@@ -1,0 +1,35 @@
+// sluice/config.hpp - version and platform knobs shared by every header.
+//
+// Invariants: nothing here allocates or waits; every macro is prefixed
+// SLUICE_ and may be predefined by the user to override the default.
+#pragma once
+
+#define SLUICE_VERSION_MAJOR 0
+#define SLUICE_VERSION_MINOR 1
+#define SLUICE_VERSION_PATCH 0
+
+// Destructive interference size used to keep independently written fields on
+// separate cache lines. 128 rather than 64 on x86-64 because the adjacent-line
+// prefetcher pulls cache lines in pairs (crossbeam and folly make the same
+// choice); 64 elsewhere.
+#ifndef SLUICE_CACHE_LINE
+#  if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
+#    define SLUICE_CACHE_LINE 128
+#  else
+#    define SLUICE_CACHE_LINE 64
+#  endif
+#endif
+
+// ThreadSanitizer detection (GCC defines __SANITIZE_THREAD__, Clang exposes
+// __has_feature). Used only to shorten spin phases that are pointless under
+// the sanitizer's scheduler.
+#if defined(__SANITIZE_THREAD__)
+#  define SLUICE_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define SLUICE_TSAN 1
+#  endif
+#endif
+#ifndef SLUICE_TSAN
+#  define SLUICE_TSAN 0
+#endif

@@ -1,0 +1,336 @@
+// sluice/detail/array.hpp - the bounded flavor (bound >= 1): a ring of slots
+// with per-slot sequence stamps.
+//
+// Algorithm: Dmitry Vyukov's bounded MPMC queue as crossbeam-channel's array
+// flavor lays it out, narrowed to one consumer, with two changes:
+// - Stamps are stored relative to their slot index (stamp - index), so a
+//   zero-initialised slot is a valid empty slot of lap 0.
+// - The ring is split into segments allocated on first use. A channel with a
+//   large bound therefore costs memory for the slots it has actually used
+//   (its high-water mark), not for its bound: an idle bounded(1024) channel
+//   holds a few pointers, not 1024 slots. Small bounds (one segment) allocate
+//   their only segment up front, so their send path never allocates.
+//
+// Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
+// pos & ~(one_lap - 1) is the lap; tail & mark_bit means disconnected.
+// mark_bit = bit_ceil(cap + 1), one_lap = 2 * mark_bit.
+//
+// Stamp protocol for the slot at `index` (absolute stamp = stored + index):
+//   stamp == tail          empty in the sender's lap: the sender may write
+//   stamp == head + 1      written in the receiver's lap: it may read
+//   after a read, stamp = head + one_lap (empty for the next lap)
+//
+// Invariants:
+// - A slot holds a live message exactly when its stamp says "written"; the
+//   stamp store (release) publishes it, the load (acquire) receives it.
+// - Only the receiver moves head, so head needs no CAS; senders read it only
+//   to tell "full" from "a reader is still leaving this slot".
+// - Segments, once installed, stay until the channel is destroyed.
+#pragma once
+
+#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/blocking.hpp>
+#include <sluice/detail/cache_padded.hpp>
+#include <sluice/detail/deadline.hpp>
+#include <sluice/detail/storage.hpp>
+#include <sluice/detail/wait_queue.hpp>
+#include <sluice/error.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+namespace sluice::detail {
+
+template <class T>
+class array_channel {
+  struct slot {
+    std::atomic<std::size_t> stamp{0};  // relative stamp, see above
+    storage<T> msg;
+  };
+
+  // Bytes a segment aims for, and the most segments a table may have: the
+  // table stays small (<= 8 KiB) and segments stay page-sized for small T.
+  static constexpr std::size_t segment_bytes = 4096;
+  static constexpr std::size_t max_segments = 1024;
+
+ public:
+  // Throws std::length_error when cap slots cannot be represented, and
+  // std::bad_alloc when the segment table cannot be allocated.
+  explicit array_channel(std::size_t cap) : cap_(checked_cap(cap)) {
+    mark_bit_ = std::bit_ceil(cap_ + 1);
+    one_lap_ = mark_bit_ * 2;
+    std::size_t per = std::max<std::size_t>(16, segment_bytes / sizeof(slot));
+    per = std::bit_floor(per);
+    per = std::max(per, std::bit_ceil((cap_ + max_segments - 1) / max_segments));
+    per = std::min(per, std::bit_ceil(cap_));
+    seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
+    seg_count_ = (cap_ + per - 1) / per;
+    segments_ = std::make_unique<std::atomic<slot*>[]>(seg_count_);
+    if (seg_count_ == 1) segments_[0].store(new slot[cap_], std::memory_order_relaxed);
+  }
+
+  array_channel(const array_channel&) = delete;
+  array_channel& operator=(const array_channel&) = delete;
+
+  ~array_channel() {
+    // Messages were destroyed by the receiver's disconnect; free the slots.
+    for (std::size_t i = 0; i < seg_count_; ++i) delete[] segments_[i].load(std::memory_order_relaxed);
+  }
+
+  // --- sending --------------------------------------------------------------
+
+  std::expected<void, try_send_error<T>> try_send(T&& msg) {
+    switch (try_push(msg)) {
+      case push_result::sent:
+        return {};
+      case push_result::full:
+        return std::unexpected(try_send_error<T>{try_send_error<T>::reason_t::full, std::move(msg)});
+      case push_result::disconnected:
+        break;
+    }
+    return std::unexpected(
+        try_send_error<T>{try_send_error<T>::reason_t::disconnected, std::move(msg)});
+  }
+
+  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) {
+    using reason = typename send_timeout_error<T>::reason_t;
+    const auto done = block_on(
+        senders_, d,
+        [&]() -> std::optional<push_result> {
+          const push_result r = try_push(msg);
+          if (r == push_result::full) return std::nullopt;
+          return r;
+        },
+        [&] { return !is_full() || is_disconnected(); });
+    if (done == push_result::sent) return {};
+    const reason why = done ? reason::disconnected : reason::timeout;
+    return std::unexpected(send_timeout_error<T>{why, std::move(msg)});
+  }
+
+  // --- receiving (one receiver thread at a time) ----------------------------
+
+  std::expected<T, try_recv_error> try_recv() noexcept {
+    backoff bo;
+    const std::size_t head = head_.value.load(std::memory_order_relaxed);
+    const std::size_t index = head & (mark_bit_ - 1);
+    const std::size_t lap = head & ~(one_lap_ - 1);
+    for (;;) {
+      slot* s = segment_of(index);
+      // acquire: pairs with the sender's release of the stamp.
+      const std::size_t stamp =
+          (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
+      if (stamp == head + 1) {
+        slot& sl = s[index & seg_mask()];
+        const std::size_t new_head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
+        // seq_cst: a sender that registered as waiting for room re-checks
+        // head with seq_cst loads; this store and senders_.notify_one()'s
+        // seq_cst load form the Dekker pair that rules out a lost wake-up.
+        head_.value.store(new_head, std::memory_order_seq_cst);
+        T value = sl.msg.take();
+        // release: the next lap's sender sees the slot free only after the
+        // message left it.
+        sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+        senders_.notify_one();
+        return value;
+      }
+      // seq_cst fence: the tail read must not be satisfied before the stamp
+      // read above, or a written slot could be reported empty.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
+      if ((tail & ~mark_bit_) == head) {
+        return std::unexpected((tail & mark_bit_) != 0 ? try_recv_error::disconnected
+                                                       : try_recv_error::empty);
+      }
+      // A sender reserved this slot and is writing it: wait for the stamp.
+      bo.snooze();
+    }
+  }
+
+  std::expected<T, recv_timeout_error> recv(const deadline& d) {
+    using result = std::expected<T, recv_timeout_error>;
+    auto done = block_on(
+        receivers_, d,
+        [&]() -> std::optional<result> {
+          auto r = try_recv();
+          if (r) return result(std::move(*r));
+          if (r.error() == try_recv_error::disconnected)
+            return result(std::unexpect, recv_timeout_error::disconnected);
+          return std::nullopt;
+        },
+        [&] { return !is_empty() || is_disconnected(); });
+    if (done) return std::move(*done);
+    return std::unexpected(recv_timeout_error::timeout);
+  }
+
+  // --- queries ----------------------------------------------------------------
+
+  [[nodiscard]] std::size_t len() const noexcept {
+    for (;;) {
+      const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+      const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+      // A stable tail means head and tail were read at one consistent moment.
+      if (tail_.value.load(std::memory_order_seq_cst) != tail) continue;
+      const std::size_t hix = head & (mark_bit_ - 1);
+      const std::size_t tix = tail & (mark_bit_ - 1);
+      if (hix < tix) return tix - hix;
+      if (hix > tix) return cap_ - hix + tix;
+      return (tail & ~mark_bit_) == head ? 0 : cap_;
+    }
+  }
+  [[nodiscard]] bool is_empty() const noexcept {
+    const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    return (tail & ~mark_bit_) == head;
+  }
+  [[nodiscard]] bool is_full() const noexcept {
+    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+    return head + one_lap_ == (tail & ~mark_bit_);
+  }
+  [[nodiscard]] std::optional<std::size_t> capacity() const noexcept { return cap_; }
+  [[nodiscard]] bool is_disconnected() const noexcept {
+    return (tail_.value.load(std::memory_order_seq_cst) & mark_bit_) != 0;
+  }
+
+  // --- disconnection ------------------------------------------------------------
+
+  void disconnect_senders() noexcept {
+    if (mark_tail()) receivers_.disconnect();
+  }
+
+  // Later sends fail and blocked senders wake with their values; queued
+  // messages stay receivable.
+  void close() noexcept {
+    if (mark_tail()) senders_.disconnect();
+  }
+
+  void disconnect_receivers() noexcept {
+    close();
+    discard_all();
+  }
+
+ private:
+  enum class push_result { sent, full, disconnected };
+
+  static std::size_t checked_cap(std::size_t cap) {
+    // Positions need two spare high bits (mark bit and lap), and the slots
+    // must be addressable as one array by the allocator's measure.
+    constexpr std::size_t max_cap =
+        std::min<std::size_t>(static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(slot),
+                              (std::size_t{1} << (sizeof(std::size_t) * 8 - 3)) - 1);
+    if (cap > max_cap) throw std::length_error("sluice::sync_channel: bound too large");
+    return cap;
+  }
+
+  [[nodiscard]] std::size_t seg_mask() const noexcept {
+    return (std::size_t{1} << seg_shift_) - 1;
+  }
+
+  // The segment holding `index`, or null if no sender has used it yet.
+  // acquire: pairs with the installing CAS, so the slots' zeroed stamps are seen.
+  slot* segment_of(std::size_t index) const noexcept {
+    return segments_[index >> seg_shift_].load(std::memory_order_acquire);
+  }
+
+  // The segment holding `index`, installing it first if needed (senders).
+  slot* sender_segment(std::size_t index) {
+    std::atomic<slot*>& entry = segments_[index >> seg_shift_];
+    slot* s = entry.load(std::memory_order_acquire);
+    if (s != nullptr) return s;
+    const std::size_t len = std::min(std::size_t{1} << seg_shift_,
+                                     cap_ - ((index >> seg_shift_) << seg_shift_));
+    auto fresh = std::make_unique<slot[]>(len);
+    // acq_rel: release publishes the fresh slots; acquire (on failure too)
+    // makes the winner's slots visible to us.
+    if (entry.compare_exchange_strong(s, fresh.get(), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      return fresh.release();
+    }
+    return s;
+  }
+
+  // Writes `msg` into a free slot (moving from it) unless full or disconnected.
+  push_result try_push(T& msg) {
+    backoff bo;
+    std::size_t tail = tail_.value.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((tail & mark_bit_) != 0) return push_result::disconnected;
+      const std::size_t index = tail & (mark_bit_ - 1);
+      const std::size_t lap = tail & ~(one_lap_ - 1);
+      slot& s = sender_segment(index)[index & seg_mask()];
+      // acquire: the slot's previous message has left before we overwrite it.
+      const std::size_t stamp = s.stamp.load(std::memory_order_acquire) + index;
+      if (tail == stamp) {
+        const std::size_t new_tail = index + 1 < cap_ ? tail + 1 : lap + one_lap_;
+        // seq_cst: totally ordered with mark_tail() and with the receiver's
+        // registration re-check (block_on's Dekker argument).
+        if (tail_.value.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
+                                              std::memory_order_relaxed)) {
+          s.msg.construct(std::move(msg));
+          // release: the receiver's acquire of the stamp sees the message.
+          s.stamp.store(tail + 1 - index, std::memory_order_release);
+          receivers_.notify_one();
+          return push_result::sent;
+        }
+        bo.spin();
+      } else if (stamp + one_lap_ == tail + 1) {
+        // The slot still holds last lap's message: full, unless the receiver
+        // has already moved head past it and is taking it out right now.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::size_t head = head_.value.load(std::memory_order_relaxed);
+        if (head + one_lap_ == tail) return push_result::full;
+        bo.spin();
+        tail = tail_.value.load(std::memory_order_relaxed);
+      } else {
+        // Another sender moved past us; reload.
+        bo.snooze();
+        tail = tail_.value.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // Returns true if this call marked the tail.
+  // seq_cst: totally ordered with every reservation CAS (see try_push).
+  bool mark_tail() noexcept {
+    return (tail_.value.fetch_or(mark_bit_, std::memory_order_seq_cst) & mark_bit_) == 0;
+  }
+
+  // Destroys every queued message. Receiver only, after the tail is marked:
+  // no slot can be reserved any more, and slots reserved before the mark are
+  // waited for until written.
+  void discard_all() noexcept {
+    std::size_t head = head_.value.load(std::memory_order_relaxed);
+    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst) & ~mark_bit_;
+    backoff bo;
+    while (head != tail) {
+      const std::size_t index = head & (mark_bit_ - 1);
+      const std::size_t lap = head & ~(one_lap_ - 1);
+      slot& s = segment_of(index)[index & seg_mask()];
+      while (s.stamp.load(std::memory_order_acquire) + index != head + 1) bo.snooze();
+      s.msg.destroy();
+      head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
+    }
+    head_.value.store(head, std::memory_order_release);
+  }
+
+  std::size_t cap_;
+  std::size_t mark_bit_ = 0;
+  std::size_t one_lap_ = 0;
+  unsigned seg_shift_ = 0;
+  std::size_t seg_count_ = 0;
+  std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
+
+  cache_padded<std::atomic<std::size_t>> head_;  // receiver-owned
+  cache_padded<std::atomic<std::size_t>> tail_;  // senders
+  wait_queue senders_;    // senders blocked on a full channel
+  wait_queue receivers_;  // the blocked receiver, if any
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,62 @@
+// sluice/detail/backoff.hpp - how long a thread spins and yields before it parks.
+//
+// Waking a thread parked on another, idle core costs tens of microseconds on
+// virtual machines (a futex wake plus a vCPU wake-up), while a hand-off
+// between two running threads costs well under one. So a waiter first spins
+// (cheap, keeps its core), then yields (lets a preempted peer on an
+// oversubscribed machine run and make the progress we wait for), and only
+// then parks. The constants are the one place this policy is tuned.
+//
+// Invariant: a backoff never blocks; is_completed() turns true after a bounded
+// number of snooze() calls, after which callers must park instead.
+#pragma once
+
+#include <sluice/config.hpp>
+
+#include <thread>
+
+namespace sluice::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+class backoff {
+ public:
+  // Steps 0..spin_limit spin 2^step pauses each; later steps yield the CPU.
+  static constexpr unsigned spin_limit = 6;
+  // Steps past spin_limit and up to yield_limit yield; after it, park.
+  static constexpr unsigned yield_limit = SLUICE_TSAN ? 8 : 16;
+
+  // Short exponential spin for retrying a contended CAS: never yields.
+  void spin() noexcept {
+    const unsigned step = step_ < spin_limit ? step_ : spin_limit;
+    for (unsigned i = 0; i < (1u << step); ++i) cpu_relax();
+    if (step_ <= spin_limit) ++step_;
+  }
+
+  // Wait for another thread to make progress: spin first, then yield.
+  void snooze() noexcept {
+    if (step_ <= spin_limit) {
+      for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+    if (step_ <= yield_limit) ++step_;
+  }
+
+  // True once the spinning steps are used up (snooze() would yield next).
+  [[nodiscard]] bool is_spin_completed() const noexcept { return step_ > spin_limit; }
+
+  // True once waiting longer should park the thread instead of burning CPU.
+  [[nodiscard]] bool is_completed() const noexcept { return step_ > yield_limit; }
+
+ private:
+  unsigned step_ = 0;
+};
+
+}  // namespace sluice::detail

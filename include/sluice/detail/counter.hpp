@@ -1,0 +1,69 @@
+// sluice/detail/counter.hpp - the shared allocation of one channel: the flavor
+// plus who still holds it. Handle counting and disconnection live here only.
+//
+// Invariants:
+// - `senders` counts live sender handles (copies included); the receiver is
+//   unique, so its presence needs no count.
+// - The last sender to leave disconnects the sending side exactly once; the
+//   receiver leaving disconnects the receiving side (which also destroys the
+//   messages still queued) exactly once.
+// - Of the two sides, the second one to leave frees the allocation
+//   (`destroy` is exchanged by both; whoever reads true was second).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <utility>
+
+namespace sluice::detail {
+
+template <class Channel>
+class counter {
+ public:
+  template <class... Args>
+  explicit counter(Args&&... args) : chan_(std::forward<Args>(args)...) {}
+
+  [[nodiscard]] Channel& chan() noexcept { return chan_; }
+  [[nodiscard]] const Channel& chan() const noexcept { return chan_; }
+
+  // A new sender handle (copy). relaxed: the caller already holds a handle,
+  // which keeps the count above zero, like std::shared_ptr's increment.
+  void acquire_sender() noexcept {
+    if (senders_.fetch_add(1, std::memory_order_relaxed) > max_senders) std::abort();
+  }
+
+  // A sender handle goes away. acq_rel: the last sender must see every other
+  // sender's writes before it disconnects (and maybe frees).
+  void release_sender() noexcept {
+    if (senders_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      chan_.disconnect_senders();
+      finish_side();
+    }
+  }
+
+  // The receiver goes away.
+  void release_receiver() noexcept {
+    chan_.disconnect_receivers();
+    finish_side();
+  }
+
+  [[nodiscard]] std::size_t sender_count() const noexcept {
+    return senders_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // Guards against the count wrapping around (billions of leaked copies).
+  static constexpr std::size_t max_senders = static_cast<std::size_t>(-1) / 2;
+
+  void finish_side() noexcept {
+    // acq_rel: the side that frees must see everything the other side did.
+    if (destroy_.exchange(true, std::memory_order_acq_rel)) delete this;
+  }
+
+  std::atomic<std::size_t> senders_{1};
+  std::atomic<bool> destroy_{false};
+  Channel chan_;
+};
+
+}  // namespace sluice::detail

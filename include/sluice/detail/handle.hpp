@@ -1,0 +1,77 @@
+// sluice/detail/handle.hpp - what every public handle shares: a reference to
+// the channel, the queries, and the rules for empty (moved-from) handles.
+//
+// Invariants:
+// - An empty handle owns nothing; every query answers as for a disconnected,
+//   empty channel (len 0, is_disconnected true) and never touches memory.
+// - A non-empty handle keeps the channel allocation alive.
+#pragma once
+
+#include <sluice/detail/flavor_ref.hpp>
+
+#include <cstddef>
+#include <optional>
+
+namespace sluice::detail {
+
+struct handle_access;
+
+template <class... Flavors>
+class handle {
+ public:
+  /// True unless the handle is empty (default-constructed or moved from).
+  explicit operator bool() const noexcept { return !ref_.empty(); }
+
+  /// Messages queued now (0 for rendezvous channels and empty handles).
+  [[nodiscard]] std::size_t len() const noexcept {
+    return ref_.empty() ? 0 : ref_.visit([](auto& c) { return c.chan().len(); });
+  }
+  /// True when no message is queued (always for rendezvous channels).
+  [[nodiscard]] bool is_empty() const noexcept {
+    return ref_.empty() || ref_.visit([](auto& c) { return c.chan().is_empty(); });
+  }
+  /// True when a send would have to wait (always for rendezvous channels,
+  /// never for unbounded ones).
+  [[nodiscard]] bool is_full() const noexcept {
+    return !ref_.empty() && ref_.visit([](auto& c) { return c.chan().is_full(); });
+  }
+  /// The bound (0 for rendezvous); nullopt for unbounded channels.
+  [[nodiscard]] std::optional<std::size_t> capacity() const noexcept {
+    if (ref_.empty()) return std::nullopt;
+    return ref_.visit([](auto& c) { return c.chan().capacity(); });
+  }
+  /// True when the other side is gone or the receiver called close().
+  [[nodiscard]] bool is_disconnected() const noexcept {
+    return ref_.empty() || ref_.visit([](auto& c) { return c.chan().is_disconnected(); });
+  }
+  /// True when both handles are non-empty and refer to the same channel.
+  template <class Other>
+  [[nodiscard]] bool same_channel(const Other& other) const noexcept;
+
+ protected:
+  using ref_type = flavor_ref<Flavors...>;
+
+  handle() noexcept = default;
+  explicit handle(ref_type ref) noexcept : ref_(ref) {}
+
+  ref_type ref_;
+
+ private:
+  friend struct handle_access;
+};
+
+struct handle_access {
+  template <class... Flavors>
+  static const void* address(const handle<Flavors...>& h) noexcept {
+    return h.ref_.address();
+  }
+};
+
+template <class... Flavors>
+template <class Other>
+bool handle<Flavors...>::same_channel(const Other& other) const noexcept {
+  const void* mine = ref_.address();
+  return mine != nullptr && mine == handle_access::address(other);
+}
+
+}  // namespace sluice::detail

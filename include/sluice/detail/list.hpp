@@ -1,0 +1,371 @@
+// sluice/detail/list.hpp - the unbounded flavor: a linked list of blocks.
+//
+// Algorithm: crossbeam-channel's list flavor (itself after Vyukov's unbounded
+// MPMC queue), narrowed to one consumer. Messages live in blocks of
+// `block_cap` slots; senders reserve a slot by advancing `tail` (CAS), then
+// write it and set its `written` flag; the single receiver walks `head` and
+// frees (or recycles) each block once it has read its last slot, so memory
+// follows the queue length, not its history.
+//
+// Position encoding (head and tail indices):
+//   index >> shift            the position; (pos % lap) is the offset in its
+//                             block; offset == block_cap is a transient state
+//                             in which a sender installs the next block
+//   tail & mark_bit           the channel is disconnected (no more sends)
+//   head & mark_bit           the head block is known not to be the last one,
+//                             so the receiver may skip comparing with tail
+//
+// Invariants:
+// - A slot is written by exactly one sender (the one whose CAS reserved it)
+//   and read by the receiver exactly once; `written` (release/acquire)
+//   carries the message between them.
+// - The first block is installed lazily by the first sender, so an idle
+//   channel owns no block. A block is freed only by the receiver, after all
+//   its slots were read, which is after every sender that reserved a slot in
+//   it has finished with it.
+// - After the tail is marked, no new slot is reserved; slots reserved before
+//   the mark are still written, and are then received or destroyed.
+#pragma once
+
+#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/blocking.hpp>
+#include <sluice/detail/cache_padded.hpp>
+#include <sluice/detail/deadline.hpp>
+#include <sluice/detail/storage.hpp>
+#include <sluice/detail/wait_queue.hpp>
+#include <sluice/error.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <expected>
+#include <optional>
+
+namespace sluice::detail {
+
+template <class T>
+class list_channel {
+  static constexpr std::size_t shift = 1;
+  static constexpr std::size_t mark_bit = 1;
+  static constexpr std::size_t lap = 32;
+  static constexpr std::size_t block_cap = lap - 1;
+  static constexpr std::size_t one = std::size_t{1} << shift;
+
+  struct slot {
+    storage<T> msg;
+    std::atomic<bool> written{false};  // set once the message is in `msg`
+  };
+
+  struct block {
+    std::atomic<block*> next{nullptr};  // set by the sender that fills slot block_cap - 1
+    slot slots[block_cap];
+  };
+
+  struct position {
+    std::atomic<std::size_t> index{0};
+    std::atomic<block*> blk{nullptr};
+  };
+
+ public:
+  list_channel() noexcept = default;
+  list_channel(const list_channel&) = delete;
+  list_channel& operator=(const list_channel&) = delete;
+
+  ~list_channel() {
+    // Both sides are gone: the receiver's disconnect already destroyed every
+    // message and freed the blocks it walked. What can remain is the spare
+    // block and a first block a sender installed while that discard ran.
+    delete head_.value.blk.load(std::memory_order_relaxed);
+    delete spare_.load(std::memory_order_relaxed);
+  }
+
+  // --- sending --------------------------------------------------------------
+
+  std::expected<void, try_send_error<T>> try_send(T&& msg) {
+    if (push(msg)) return {};
+    return std::unexpected(
+        try_send_error<T>{try_send_error<T>::reason_t::disconnected, std::move(msg)});
+  }
+
+  // Never blocks: the list is never full.
+  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline&) {
+    if (push(msg)) return {};
+    return std::unexpected(
+        send_timeout_error<T>{send_timeout_error<T>::reason_t::disconnected, std::move(msg)});
+  }
+
+  // --- receiving (one receiver thread at a time) ----------------------------
+
+  std::expected<T, try_recv_error> try_recv() noexcept {
+    backoff bo;
+    for (;;) {
+      const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+      block* blk = head_.value.blk.load(std::memory_order_acquire);
+      const std::size_t offset = (head >> shift) % lap;
+      std::size_t new_head = head + one;
+
+      if ((head & mark_bit) == 0) {
+        // seq_cst fence: orders our reads of head/slots against the tail
+        // read below, as in crossbeam (a reserved slot is then never missed).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
+        if ((head >> shift) == (tail >> shift)) {
+          return std::unexpected((tail & mark_bit) != 0 ? try_recv_error::disconnected
+                                                        : try_recv_error::empty);
+        }
+        // Head and tail in different blocks: the head block is not the last.
+        if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= mark_bit;
+      }
+
+      if (blk == nullptr) {  // the first sender is still installing block one
+        bo.snooze();
+        continue;
+      }
+
+      if (offset + 1 == block_cap) {
+        // Last slot of the block: move head to the next block, skipping the
+        // transient offset block_cap.
+        block* next = wait_next(*blk);
+        std::size_t next_index = (new_head & ~mark_bit) + one;
+        if (next->next.load(std::memory_order_relaxed) != nullptr) next_index |= mark_bit;
+        head_.value.blk.store(next, std::memory_order_relaxed);
+        // release: len() readers may compare with tail; nothing else hangs on it.
+        head_.value.index.store(next_index, std::memory_order_release);
+      } else {
+        head_.value.index.store(new_head, std::memory_order_release);
+      }
+
+      slot& s = blk->slots[offset];
+      wait_written(s);
+      T value = s.msg.take();
+      s.written.store(false, std::memory_order_relaxed);  // ready for recycling
+      if (offset + 1 == block_cap) recycle(blk);
+      return value;
+    }
+  }
+
+  std::expected<T, recv_timeout_error> recv(const deadline& d) {
+    using result = std::expected<T, recv_timeout_error>;
+    auto done = block_on(
+        receivers_, d,
+        [&]() -> std::optional<result> {
+          auto r = try_recv();
+          if (r) return result(std::move(*r));
+          if (r.error() == try_recv_error::disconnected)
+            return result(std::unexpect, recv_timeout_error::disconnected);
+          return std::nullopt;
+        },
+        [&] { return !is_empty() || is_disconnected(); });
+    if (done) return std::move(*done);
+    return std::unexpected(recv_timeout_error::timeout);
+  }
+
+  // --- queries ----------------------------------------------------------------
+
+  [[nodiscard]] std::size_t len() const noexcept {
+    for (;;) {
+      std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
+      std::size_t head = head_.value.index.load(std::memory_order_seq_cst);
+      // A stable tail means head and tail were read at one consistent moment.
+      if (tail_.value.index.load(std::memory_order_seq_cst) != tail) continue;
+      tail &= ~mark_bit;
+      head &= ~mark_bit;
+      // Positions at offset block_cap count as the start of the next block.
+      if (((tail >> shift) & (lap - 1)) == lap - 1) tail += one;
+      if (((head >> shift) & (lap - 1)) == lap - 1) head += one;
+      // Rebase both on head's block so the subtraction cannot wrap.
+      const std::size_t base = ((head >> shift) / lap) * lap;
+      const std::size_t t = (tail >> shift) - base;
+      const std::size_t h = (head >> shift) - base;
+      return t - h - t / lap;  // each full lap holds one unused offset
+    }
+  }
+
+  [[nodiscard]] bool is_empty() const noexcept {
+    const std::size_t head = head_.value.index.load(std::memory_order_seq_cst);
+    const std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
+    return (head >> shift) == (tail >> shift);
+  }
+  [[nodiscard]] static constexpr bool is_full() noexcept { return false; }
+  [[nodiscard]] static constexpr std::optional<std::size_t> capacity() noexcept {
+    return std::nullopt;
+  }
+  [[nodiscard]] bool is_disconnected() const noexcept {
+    return (tail_.value.index.load(std::memory_order_seq_cst) & mark_bit) != 0;
+  }
+
+  // --- disconnection ------------------------------------------------------------
+
+  // The last sender left: wake the receiver so it sees the end.
+  void disconnect_senders() noexcept {
+    if (mark_tail()) receivers_.disconnect();
+  }
+
+  // The receiver closed the channel: later sends fail; queued messages stay.
+  void close() noexcept { mark_tail(); }
+
+  // The receiver left: later sends fail, queued messages are destroyed now.
+  void disconnect_receivers() noexcept {
+    mark_tail();
+    discard_all();
+  }
+
+ private:
+  // Returns true if this call marked the tail.
+  // seq_cst: a sender's reservation CAS and this RMW are totally ordered, so
+  // every slot is either reserved before the mark (and then written) or the
+  // reservation fails.
+  bool mark_tail() noexcept {
+    return (tail_.value.index.fetch_or(mark_bit, std::memory_order_seq_cst) & mark_bit) == 0;
+  }
+
+  // Reserves a slot and writes `msg` into it (moving from it) unless the
+  // channel is disconnected. May throw std::bad_alloc before reserving, in
+  // which case `msg` is untouched.
+  bool push(T& msg) {
+    backoff bo;
+    std::size_t tail = tail_.value.index.load(std::memory_order_acquire);
+    block* blk = tail_.value.blk.load(std::memory_order_acquire);
+    block* next_block = nullptr;  // allocated ahead when we may fill a block
+    struct give_back {            // returns an unused pre-allocated block
+      list_channel& ch;
+      block*& b;
+      ~give_back() {
+        if (b != nullptr) ch.recycle(b);
+      }
+    } guard{*this, next_block};
+
+    for (;;) {
+      if ((tail & mark_bit) != 0) return false;
+      const std::size_t offset = (tail >> shift) % lap;
+
+      if (offset == block_cap) {  // another sender is installing the next block
+        bo.snooze();
+        tail = tail_.value.index.load(std::memory_order_acquire);
+        blk = tail_.value.blk.load(std::memory_order_acquire);
+        continue;
+      }
+      // Allocate before reserving the block's last slot, so the window in
+      // which others wait for the next block is as short as possible.
+      if (offset + 1 == block_cap && next_block == nullptr) next_block = allocate_block();
+
+      if (blk == nullptr) {  // first message ever: install the first block
+        block* fresh = allocate_block();
+        block* expected = nullptr;
+        // release: the receiver and other senders reading the pointer must
+        // see the block's initialised slots.
+        if (tail_.value.blk.compare_exchange_strong(expected, fresh, std::memory_order_release,
+                                                    std::memory_order_relaxed)) {
+          head_.value.blk.store(fresh, std::memory_order_release);
+          blk = fresh;
+        } else {
+          if (next_block == nullptr) {
+            next_block = fresh;
+          } else {
+            recycle(fresh);
+          }
+          tail = tail_.value.index.load(std::memory_order_acquire);
+          blk = tail_.value.blk.load(std::memory_order_acquire);
+          continue;
+        }
+      }
+
+      const std::size_t new_tail = tail + one;
+      // seq_cst: pairs with mark_tail() and with the receiver's registration
+      // (block_on's Dekker argument: this reservation is the progress it
+      // must not miss).
+      if (tail_.value.index.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
+                                                  std::memory_order_acquire)) {
+        if (offset + 1 == block_cap) {
+          // We took the last slot: install the next block and step the tail
+          // over the transient offset. fetch_add (not store) keeps a mark
+          // that a concurrent disconnect may have set.
+          block* nb = next_block;
+          next_block = nullptr;
+          tail_.value.blk.store(nb, std::memory_order_release);
+          tail_.value.index.fetch_add(one, std::memory_order_release);
+          blk->next.store(nb, std::memory_order_release);
+        }
+        slot& s = blk->slots[offset];
+        s.msg.construct(std::move(msg));
+        // release: the receiver's acquire of `written` sees the message.
+        s.written.store(true, std::memory_order_release);
+        receivers_.notify_one();
+        return true;
+      }
+      blk = tail_.value.blk.load(std::memory_order_acquire);
+      bo.spin();
+    }
+  }
+
+  // Discards every queued message. Receiver only, after the tail is marked.
+  void discard_all() noexcept {
+    backoff bo;
+    std::size_t tail = tail_.value.index.load(std::memory_order_acquire);
+    // A sender that took a block's last slot before the mark is still
+    // installing the next block; wait, or its block would leak.
+    while (((tail >> shift) % lap) == block_cap) {
+      bo.snooze();
+      tail = tail_.value.index.load(std::memory_order_acquire);
+    }
+    std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+    block* blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
+    if ((head >> shift) != (tail >> shift)) {
+      // Messages exist, so the first block does too: wait for its pointer.
+      while (blk == nullptr) {
+        bo.snooze();
+        blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
+      }
+    }
+    while ((head >> shift) != (tail >> shift)) {
+      const std::size_t offset = (head >> shift) % lap;
+      if (offset < block_cap) {
+        slot& s = blk->slots[offset];
+        wait_written(s);
+        s.msg.destroy();
+      } else {
+        block* next = wait_next(*blk);
+        delete blk;
+        blk = next;
+      }
+      head += one;
+    }
+    delete blk;
+    head_.value.index.store(head & ~mark_bit, std::memory_order_release);
+  }
+
+  static void wait_written(const slot& s) noexcept {
+    backoff bo;
+    // acquire: pairs with the sender's release store after constructing.
+    while (!s.written.load(std::memory_order_acquire)) bo.snooze();
+  }
+
+  static block* wait_next(const block& b) noexcept {
+    backoff bo;
+    for (;;) {
+      // acquire: pairs with the installing sender's release store.
+      if (block* n = b.next.load(std::memory_order_acquire)) return n;
+      bo.snooze();
+    }
+  }
+
+  // A fresh block, reusing the spare one when there is one.
+  block* allocate_block() {
+    // acquire: pairs with recycle()'s release, so the reset slots are seen.
+    if (block* b = spare_.exchange(nullptr, std::memory_order_acquire)) return b;
+    return new block;
+  }
+
+  // Keeps one drained block for the next allocation, frees any other, so a
+  // burst's memory goes back to the allocator as it is consumed.
+  void recycle(block* b) noexcept {
+    b->next.store(nullptr, std::memory_order_relaxed);
+    delete spare_.exchange(b, std::memory_order_acq_rel);
+  }
+
+  cache_padded<position> head_;    // receiver-owned (the first sender sets blk once)
+  cache_padded<position> tail_;    // senders
+  wait_queue receivers_;           // the blocked receiver, if any
+  std::atomic<block*> spare_{nullptr};  // one drained block kept for reuse
+};
+
+}  // namespace sluice::detail

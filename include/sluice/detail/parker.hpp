@@ -1,0 +1,102 @@
+// sluice/detail/parker.hpp - sleep on a 32-bit word until another thread
+// changes it, with an optional deadline.
+//
+// This is the only place that talks to the OS scheduler. On Linux it is the
+// futex system call; elsewhere a hashed table of mutex/condition-variable
+// buckets plays the same role.
+//
+// Invariants:
+// - park_while(word, expected, d) returns when *word != expected was observed,
+//   when d passed, or spuriously; callers always re-check their condition.
+// - wake_all(word) only uses the address of `word`, never its contents, so a
+//   waker may call it after the waiting thread has returned and destroyed the
+//   word: at worst another thread whose word reuses the address sees a
+//   spurious wake-up, which the first invariant already allows.
+#pragma once
+
+#include <sluice/detail/deadline.hpp>
+
+#include <atomic>
+#include <cstdint>
+
+#if defined(__linux__)
+#  include <linux/futex.h>
+#  include <sys/syscall.h>
+#  include <time.h>
+#  include <unistd.h>
+#else
+#  include <condition_variable>
+#  include <functional>
+#  include <mutex>
+#endif
+
+namespace sluice::detail {
+
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "the parker needs a plain 32-bit atomic word");
+
+#if defined(__linux__)
+
+inline void park_while(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       const deadline& d) noexcept {
+  // The futex reads the word itself and sleeps only if it still equals
+  // `expected`, which closes the window between our check and the sleep.
+  auto* addr = const_cast<std::atomic<std::uint32_t>*>(&word);
+  if (d.is_never()) {
+    ::syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+    return;
+  }
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, which is what
+  // std::chrono::steady_clock reads on Linux.
+  const auto since_epoch = d.when().time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(secs.count());
+  ts.tv_nsec = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count());
+  ::syscall(SYS_futex, addr, FUTEX_WAIT_BITSET_PRIVATE, expected, &ts, nullptr,
+            FUTEX_BITSET_MATCH_ANY);
+}
+
+inline void wake_all(const std::atomic<std::uint32_t>* word) noexcept {
+  ::syscall(SYS_futex, const_cast<std::atomic<std::uint32_t>*>(word), FUTEX_WAKE_PRIVATE,
+            INT32_MAX, nullptr, nullptr, 0);
+}
+
+#else
+
+// A portable stand-in: buckets keyed by address, each a mutex and a condition
+// variable that live for the whole program, so waking never touches the word.
+struct park_bucket {
+  std::mutex mutex;
+  std::condition_variable cv;
+};
+
+inline park_bucket& bucket_for(const void* addr) noexcept {
+  static park_bucket buckets[64];
+  return buckets[std::hash<const void*>{}(addr) % 64];
+}
+
+inline void park_while(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       const deadline& d) noexcept {
+  park_bucket& b = bucket_for(&word);
+  std::unique_lock lock(b.mutex);
+  if (word.load(std::memory_order_acquire) != expected) return;
+  if (d.is_never()) {
+    b.cv.wait(lock);
+  } else {
+    b.cv.wait_until(lock, d.when());
+  }
+}
+
+inline void wake_all(const std::atomic<std::uint32_t>* word) noexcept {
+  park_bucket& b = bucket_for(word);
+  // Taking the lock orders this wake after a waiter's check-then-sleep.
+  { std::lock_guard lock(b.mutex); }
+  b.cv.notify_all();
+}
+
+#endif
+
+}  // namespace sluice::detail

@@ -1,0 +1,147 @@
+// sluice/detail/wait_queue.hpp - the waiters blocked on one side of a channel.
+//
+// A wait_entry links one waiter into one queue. Entries live in the waiting
+// party's frame (a thread's stack, a coroutine frame), so blocking never
+// allocates. Entries are served first come, first served.
+//
+// Invariants:
+// - An entry is linked into at most one queue at a time, and only the queue's
+//   lock holder reads or writes the links.
+// - A claimer unlinks an entry *before* claiming its waiter. So once a waiter
+//   sees itself claimed (acquire on its state), its entry is already unlinked
+//   and it may destroy it without taking the lock; a waiter that ends any
+//   other way (timeout, abort, disconnect) calls unregister() first.
+// - `empty_` is true only when no entry is linked. It lets the fast path of
+//   every send and receive skip the lock; see notify_one() for why it is
+//   sequentially consistent.
+#pragma once
+
+#include <sluice/detail/spin_lock.hpp>
+#include <sluice/detail/waiter.hpp>
+
+#include <atomic>
+#include <mutex>
+
+namespace sluice::detail {
+
+struct wait_entry {
+  waiter* w = nullptr;
+  selection op = sel_single_op;  // what the waiter learns when this entry is chosen
+  void* packet = nullptr;       // rendezvous hand-off slot, owned by the waiter
+  wait_entry* prev = nullptr;
+  wait_entry* next = nullptr;
+  bool linked = false;
+};
+
+// A claimed entry: the token that wakes its waiter and the waiter's packet,
+// returned so the caller can finish the hand-off before waking, outside any
+// lock.
+struct claimed_entry {
+  wake_token token;
+  void* packet = nullptr;
+
+  explicit operator bool() const noexcept { return static_cast<bool>(token); }
+  void wake() const noexcept { token.wake(); }
+};
+
+// The unlocked list; its owner provides the lock.
+class waiter_list {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+
+  void push_back(wait_entry& e) noexcept {
+    e.prev = tail_;
+    e.next = nullptr;
+    (tail_ ? tail_->next : head_) = &e;
+    tail_ = &e;
+    e.linked = true;
+  }
+
+  void remove(wait_entry& e) noexcept {
+    if (!e.linked) return;
+    (e.prev ? e.prev->next : head_) = e.next;
+    (e.next ? e.next->prev : tail_) = e.prev;
+    e.prev = e.next = nullptr;
+    e.linked = false;
+  }
+
+  // Claims the first waiter that belongs to another owner than `self`.
+  // Entries whose waiter was already claimed elsewhere (a select woken by
+  // another channel, a timed-out waiter) are dropped on the way.
+  claimed_entry claim_first(const void* self) noexcept {
+    for (wait_entry* e = head_; e != nullptr;) {
+      wait_entry* next = e->next;
+      if (e->w->owner() != self) {
+        waiter* w = e->w;
+        void* packet = e->packet;
+        const selection op = e->op;
+        remove(*e);  // before the claim: see the header's invariants
+        if (wake_token t = w->try_claim(op)) return {t, packet};
+      }
+      e = next;
+    }
+    return {};
+  }
+
+  // Claims every waiter with `sel_disconnected`, waking each one.
+  void disconnect_all() noexcept {
+    while (head_ != nullptr) {
+      wait_entry* e = head_;
+      waiter* w = e->w;
+      remove(*e);
+      w->try_claim(sel_disconnected).wake();
+    }
+  }
+
+ private:
+  wait_entry* head_ = nullptr;
+  wait_entry* tail_ = nullptr;
+};
+
+// A waiter_list with its own lock and a lock-free emptiness hint.
+class wait_queue {
+ public:
+  void register_entry(wait_entry& e) noexcept {
+    std::lock_guard guard(lock_);
+    list_.push_back(e);
+    // seq_cst: the registering party next re-checks the channel (is there a
+    // message / free slot now?) with seq_cst loads. Either that re-check sees
+    // the other side's progress, or the other side's seq_cst load in
+    // notify_one() sees this store: the Dekker pattern that rules out a lost
+    // wake-up.
+    empty_.store(false, std::memory_order_seq_cst);
+  }
+
+  void unregister(wait_entry& e) noexcept {
+    std::lock_guard guard(lock_);
+    list_.remove(e);
+    empty_.store(list_.empty(), std::memory_order_relaxed);
+  }
+
+  // Wakes one waiter, if any. Callers have just made progress the waiter
+  // waits for, published with a seq_cst operation (see register_entry).
+  void notify_one() noexcept {
+    if (empty_.load(std::memory_order_seq_cst)) return;
+    claimed_entry c;
+    {
+      std::lock_guard guard(lock_);
+      c = list_.claim_first(current_thread_owner());
+      empty_.store(list_.empty(), std::memory_order_relaxed);
+    }
+    c.wake();  // outside the lock: a futex wake is a system call
+  }
+
+  // Wakes every waiter with "disconnected".
+  void disconnect() noexcept {
+    std::lock_guard guard(lock_);
+    list_.disconnect_all();
+    empty_.store(true, std::memory_order_relaxed);
+  }
+
+ private:
+  spin_lock lock_;
+  std::atomic<bool> empty_{true};
+  waiter_list list_;
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,198 @@
+// sluice/detail/zero.hpp - the rendezvous flavor (bound 0): a sender and a
+// receiver meet and the message passes directly between them.
+//
+// Algorithm: crossbeam-channel's zero flavor (Go's unbuffered channel is the
+// same idea): one lock guards a queue of blocked senders, each with its
+// message in a packet on its own stack, and a queue of blocked receivers,
+// each with an empty packet. An arriving operation claims a waiter of the
+// opposite kind and moves the message through that waiter's packet;
+// otherwise it queues itself and waits.
+//
+// Invariants:
+// - At most one of the two queues holds waiters of distinct owners (an
+//   arriving operation always pairs with a waiting one if it can).
+// - A packet belongs to its waiter; the claimer writes (or empties) it once,
+//   then sets `ready` (release). The waiter, once claimed, waits for
+//   `ready` (acquire) before it touches or destroys the packet.
+// - `disconnected_` only goes from false to true, under the lock; its atomic
+//   mirror serves the lock-free queries.
+#pragma once
+
+#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/deadline.hpp>
+#include <sluice/detail/spin_lock.hpp>
+#include <sluice/detail/storage.hpp>
+#include <sluice/detail/wait_queue.hpp>
+#include <sluice/detail/waiter.hpp>
+#include <sluice/error.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <expected>
+#include <mutex>
+#include <optional>
+
+namespace sluice::detail {
+
+template <class T>
+class zero_channel {
+  // The hand-off slot a blocked operation lends to its counterpart.
+  struct packet {
+    storage<T> msg;
+    std::atomic<bool> ready{false};  // the claimer finished with `msg`
+
+    void wait_ready() const noexcept {
+      backoff bo;
+      // acquire: pairs with the claimer's release; the message (or its
+      // absence) is then settled.
+      while (!ready.load(std::memory_order_acquire)) bo.snooze();
+    }
+  };
+
+ public:
+  zero_channel() noexcept = default;
+  zero_channel(const zero_channel&) = delete;
+  zero_channel& operator=(const zero_channel&) = delete;
+
+  // --- sending ----------------------------------------------------------------
+
+  // Succeeds only if a receiver is waiting.
+  std::expected<void, try_send_error<T>> try_send(T&& msg) noexcept {
+    using reason = typename try_send_error<T>::reason_t;
+    std::unique_lock guard(lock_);
+    if (disconnected_) return std::unexpected(try_send_error<T>{reason::disconnected, std::move(msg)});
+    claimed_entry c = receivers_.claim_first(current_thread_owner());
+    guard.unlock();
+    if (!c) return std::unexpected(try_send_error<T>{reason::full, std::move(msg)});
+    hand_to(c, msg);
+    return {};
+  }
+
+  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) noexcept {
+    using reason = typename send_timeout_error<T>::reason_t;
+    std::unique_lock guard(lock_);
+    if (disconnected_) {
+      return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
+    }
+    if (claimed_entry c = receivers_.claim_first(current_thread_owner())) {
+      guard.unlock();
+      hand_to(c, msg);
+      return {};
+    }
+    if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+
+    // Wait with the message in our own packet until a receiver takes it.
+    packet p;
+    p.msg.construct(std::move(msg));
+    waiter w;
+    wait_entry entry{.w = &w, .packet = &p};
+    senders_.push_back(entry);
+    guard.unlock();
+
+    const selection s = w.wait_until(d, /*patient=*/true);
+    if (s == entry.op) {
+      p.wait_ready();  // the receiver has moved the message out
+      return {};
+    }
+    // Timed out or disconnected: nobody claimed us, so the message is ours.
+    guard.lock();
+    senders_.remove(entry);
+    guard.unlock();
+    return std::unexpected(send_timeout_error<T>{
+        s == sel_disconnected ? reason::disconnected : reason::timeout, p.msg.take()});
+  }
+
+  // --- receiving ----------------------------------------------------------------
+
+  // Takes the message of a blocked sender, if there is one.
+  std::expected<T, try_recv_error> try_recv() noexcept {
+    std::unique_lock guard(lock_);
+    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
+      guard.unlock();
+      return take_from(c);
+    }
+    return std::unexpected(disconnected_ ? try_recv_error::disconnected : try_recv_error::empty);
+  }
+
+  std::expected<T, recv_timeout_error> recv(const deadline& d) noexcept {
+    std::unique_lock guard(lock_);
+    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
+      guard.unlock();
+      return take_from(c);
+    }
+    if (disconnected_) return std::unexpected(recv_timeout_error::disconnected);
+    if (d.has_passed()) return std::unexpected(recv_timeout_error::timeout);
+
+    packet p;
+    waiter w;
+    wait_entry entry{.w = &w, .packet = &p};
+    receivers_.push_back(entry);
+    guard.unlock();
+
+    const selection s = w.wait_until(d, /*patient=*/true);
+    if (s == entry.op) {
+      p.wait_ready();  // the sender has written the message
+      return p.msg.take();
+    }
+    guard.lock();
+    receivers_.remove(entry);
+    guard.unlock();
+    return std::unexpected(s == sel_disconnected ? recv_timeout_error::disconnected
+                                                 : recv_timeout_error::timeout);
+  }
+
+  // --- queries: a rendezvous channel never holds a message ------------------------
+
+  [[nodiscard]] static constexpr std::size_t len() noexcept { return 0; }
+  [[nodiscard]] static constexpr bool is_empty() noexcept { return true; }
+  [[nodiscard]] static constexpr bool is_full() noexcept { return true; }
+  [[nodiscard]] static constexpr std::optional<std::size_t> capacity() noexcept { return 0; }
+  [[nodiscard]] bool is_disconnected() const noexcept {
+    return disconnected_flag_.load(std::memory_order_acquire);
+  }
+
+  // --- disconnection ------------------------------------------------------------
+  // Any side leaving, or close(), ends the rendezvous for everyone: blocked
+  // senders wake and take their messages back, blocked receivers wake empty.
+
+  void disconnect_senders() noexcept { disconnect(); }
+  void disconnect_receivers() noexcept { disconnect(); }
+  void close() noexcept { disconnect(); }
+
+ private:
+  void disconnect() noexcept {
+    std::lock_guard guard(lock_);
+    if (disconnected_) return;
+    disconnected_ = true;
+    disconnected_flag_.store(true, std::memory_order_release);
+    senders_.disconnect_all();
+    receivers_.disconnect_all();
+  }
+
+  // Moves `msg` into a claimed receiver's packet and wakes it.
+  static void hand_to(const claimed_entry& c, T& msg) noexcept {
+    auto* p = static_cast<packet*>(c.packet);
+    p->msg.construct(std::move(msg));
+    // release: the receiver's wait_ready() acquire sees the message. After
+    // this store the packet may be gone: only the wake token is used.
+    p->ready.store(true, std::memory_order_release);
+    c.wake();
+  }
+
+  // Moves the message out of a claimed sender's packet and wakes it.
+  static T take_from(const claimed_entry& c) noexcept {
+    auto* p = static_cast<packet*>(c.packet);
+    T value = p->msg.take();
+    p->ready.store(true, std::memory_order_release);  // the sender may now leave
+    c.wake();
+    return value;
+  }
+
+  spin_lock lock_;  // guards the two queues and disconnected_
+  waiter_list senders_;    // blocked senders, each with a full packet
+  waiter_list receivers_;  // blocked receivers, each with an empty packet
+  bool disconnected_ = false;
+  std::atomic<bool> disconnected_flag_{false};  // lock-free mirror for queries
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,103 @@
+// sluice/error.hpp - the error of each operation shape, and how it prints.
+//
+// Invariants: every error that stands for a failed send owns the value that
+// could not be sent (the caller gets it back, moved, never copied); errors
+// are plain aggregates, cheap to return inside std::expected.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace sluice {
+
+/// recv() failed: the channel is empty and disconnected; nothing will arrive.
+struct recv_error {
+  friend bool operator==(recv_error, recv_error) noexcept = default;
+  friend std::ostream& operator<<(std::ostream& os, recv_error) {
+    return os << "receiving on a closed channel";
+  }
+};
+
+/// Why try_recv() returned no message.
+enum class try_recv_error {
+  empty,         ///< nothing queued right now; senders still exist
+  disconnected,  ///< nothing queued and the sending side is gone (or closed)
+};
+
+/// Why recv_timeout()/recv_deadline() returned no message.
+enum class recv_timeout_error {
+  timeout,       ///< the time ran out; senders still exist
+  disconnected,  ///< nothing queued and the sending side is gone (or closed)
+};
+
+inline std::string to_string(try_recv_error e) {
+  return e == try_recv_error::empty ? "receiving on an empty channel"
+                                    : "receiving on an empty and disconnected channel";
+}
+inline std::string to_string(recv_timeout_error e) {
+  return e == recv_timeout_error::timeout ? "timed out waiting on channel"
+                                          : "channel is empty and sending half is closed";
+}
+inline std::ostream& operator<<(std::ostream& os, try_recv_error e) { return os << to_string(e); }
+inline std::ostream& operator<<(std::ostream& os, recv_timeout_error e) {
+  return os << to_string(e);
+}
+
+/// send() failed: the receiver is gone (or closed); the value comes back.
+template <class T>
+struct send_error {
+  T value;
+
+  friend std::ostream& operator<<(std::ostream& os, const send_error&) {
+    return os << "sending on a closed channel";
+  }
+};
+
+/// try_send() failed; the value comes back.
+template <class T>
+struct try_send_error {
+  enum class reason_t {
+    full,          ///< no room (rendezvous: no receiver waiting)
+    disconnected,  ///< the receiver is gone (or closed)
+  };
+  reason_t reason;
+  T value;
+
+  [[nodiscard]] bool is_full() const noexcept { return reason == reason_t::full; }
+  [[nodiscard]] bool is_disconnected() const noexcept { return reason == reason_t::disconnected; }
+
+  friend std::string to_string(reason_t r) {
+    return r == reason_t::full ? "sending on a full channel" : "sending on a closed channel";
+  }
+  friend std::ostream& operator<<(std::ostream& os, reason_t r) { return os << to_string(r); }
+  friend std::ostream& operator<<(std::ostream& os, const try_send_error& e) {
+    return os << to_string(e.reason);
+  }
+};
+
+/// send_timeout()/send_deadline() failed; the value comes back.
+template <class T>
+struct send_timeout_error {
+  enum class reason_t {
+    timeout,       ///< the time ran out while the channel stayed full
+    disconnected,  ///< the receiver is gone (or closed)
+  };
+  reason_t reason;
+  T value;
+
+  [[nodiscard]] bool is_timeout() const noexcept { return reason == reason_t::timeout; }
+  [[nodiscard]] bool is_disconnected() const noexcept { return reason == reason_t::disconnected; }
+
+  friend std::string to_string(reason_t r) {
+    return r == reason_t::timeout ? "timed out waiting on send operation"
+                                  : "sending on a closed channel";
+  }
+  friend std::ostream& operator<<(std::ostream& os, reason_t r) { return os << to_string(r); }
+  friend std::ostream& operator<<(std::ostream& os, const send_timeout_error& e) {
+    return os << to_string(e.reason);
+  }
+};
+
+}  // namespace sluice

@@ -1,0 +1,225 @@
+// sluice/receiver.hpp - the receiving half, and iteration over it.
+//
+// Invariants: there is exactly one receiver per channel (movable, not
+// copyable). Its receiving operations and close() are for one thread at a
+// time, like any non-const member of a standard container; its queries may
+// be called from any thread. When it is destroyed, later sends fail, blocked
+// senders wake with their values, and every queued message is destroyed
+// before the destructor returns.
+#pragma once
+
+#include <sluice/detail/array.hpp>
+#include <sluice/detail/deadline.hpp>
+#include <sluice/detail/handle.hpp>
+#include <sluice/detail/list.hpp>
+#include <sluice/detail/storage.hpp>
+#include <sluice/detail/zero.hpp>
+#include <sluice/error.hpp>
+#include <sluice/sendable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <expected>
+#include <iterator>
+#include <memory>
+#include <utility>
+
+namespace sluice {
+
+template <sendable T>
+class sender;
+template <sendable T>
+class sync_sender;
+
+/// The receiving half of a channel made by channel() or sync_channel().
+/// `for (auto&& msg : rx)` receives until the channel is disconnected.
+template <sendable T>
+class receiver
+    : public detail::handle<detail::list_channel<T>, detail::array_channel<T>,
+                            detail::zero_channel<T>> {
+  using base =
+      detail::handle<detail::list_channel<T>, detail::array_channel<T>, detail::zero_channel<T>>;
+
+ public:
+  class iterator;
+  class try_iter_range;
+
+  /// An empty handle: every receive reports disconnected.
+  receiver() noexcept = default;
+  receiver(const receiver&) = delete;
+  receiver& operator=(const receiver&) = delete;
+  receiver(receiver&& other) noexcept : base(other.ref_.take()) {}
+  receiver& operator=(receiver&& other) noexcept {
+    if (this != &other) {
+      release();
+      this->ref_ = other.ref_.take();
+    }
+    return *this;
+  }
+  ~receiver() { release(); }
+
+  void swap(receiver& other) noexcept { std::swap(this->ref_, other.ref_); }
+  friend void swap(receiver& a, receiver& b) noexcept { a.swap(b); }
+
+  /// receiver::recv - the next message, waiting for one if none is queued.
+  /// Fails with recv_error once the channel is empty and disconnected (every
+  /// sender gone, or close() called); messages queued before that are still
+  /// delivered first.
+  std::expected<T, recv_error> recv() {
+    auto r = recv_until(detail::deadline::never());
+    if (r) return std::move(*r);
+    return std::unexpected(recv_error{});
+  }
+
+  /// receiver::try_recv - the next message if one can be had without
+  /// waiting. On a rendezvous channel, takes the value of a blocked sender.
+  std::expected<T, try_recv_error> try_recv() {
+    if (!*this) return std::unexpected(try_recv_error::disconnected);
+    return this->ref_.visit([](auto& c) { return c.chan().try_recv(); });
+  }
+
+  /// receiver::recv_timeout - as recv(), giving up after `timeout`.
+  /// A timeout <= 0 tries once; a huge one (duration::max()) waits forever.
+  template <class Rep, class Period>
+  std::expected<T, recv_timeout_error> recv_timeout(std::chrono::duration<Rep, Period> timeout) {
+    if (detail::is_nonpositive(timeout)) return recv_once();
+    return recv_until(detail::deadline_after(timeout));
+  }
+
+  /// receiver::recv_deadline - as recv(), giving up at `deadline` on its own
+  /// clock. A time point already passed tries once; time_point::max() waits
+  /// forever. If a non-steady clock is set back while waiting, the wait is
+  /// extended to the new distance.
+  template <class Clock, class Duration>
+  std::expected<T, recv_timeout_error> recv_deadline(
+      std::chrono::time_point<Clock, Duration> deadline) {
+    for (;;) {
+      const auto left = detail::time_left(deadline);
+      if (!left) return recv_once();
+      auto r = recv_until(detail::deadline_after(*left));
+      if (r || r.error() != recv_timeout_error::timeout) return r;
+    }
+  }
+
+  /// receiver::close - stops the channel without dropping the receiver, as
+  /// tokio's close(): later sends fail (blocked senders wake and get their
+  /// values back), messages already queued can still be received, then
+  /// receiving reports disconnected. Every handle's is_disconnected() is
+  /// true from then on. Idempotent.
+  void close() noexcept {
+    if (*this) this->ref_.visit([](auto& c) { c.chan().close(); });
+  }
+
+  /// Blocking iteration: each step waits for the next message; the range
+  /// ends when the channel is empty and disconnected.
+  iterator begin() { return iterator(this, true); }
+  static std::default_sentinel_t end() noexcept { return {}; }
+
+  /// A range over the messages that can be received now without waiting.
+  try_iter_range try_iter() noexcept { return try_iter_range(this); }
+
+ private:
+  template <sendable U>
+  friend std::pair<sender<U>, receiver<U>> channel();
+  template <sendable U>
+  friend std::pair<sync_sender<U>, receiver<U>> sync_channel(std::size_t);
+  explicit receiver(typename base::ref_type ref) noexcept : base(ref) {}
+
+  void release() noexcept {
+    if (*this) this->ref_.take().visit([](auto& c) { c.release_receiver(); });
+  }
+
+  std::expected<T, recv_timeout_error> recv_until(const detail::deadline& d) {
+    if (!*this) return std::unexpected(recv_timeout_error::disconnected);
+    return this->ref_.visit([&](auto& c) { return c.chan().recv(d); });
+  }
+
+  std::expected<T, recv_timeout_error> recv_once() {
+    auto r = try_recv();
+    if (r) return std::move(*r);
+    return std::unexpected(r.error() == try_recv_error::empty ? recv_timeout_error::timeout
+                                                              : recv_timeout_error::disconnected);
+  }
+};
+
+/// An input iterator that receives as it advances: blocking (from begin())
+/// or non-blocking (from try_iter()). It holds the current message.
+template <sendable T>
+class receiver<T>::iterator {
+ public:
+  using value_type = T;
+  using difference_type = std::ptrdiff_t;
+  using iterator_concept = std::input_iterator_tag;
+
+  iterator() noexcept = default;
+  iterator(iterator&& other) noexcept : rx_(other.rx_), blocking_(other.blocking_) {
+    if (other.has_value_) emplace(other.value_.take()), other.has_value_ = false;
+  }
+  iterator& operator=(iterator&& other) noexcept {
+    if (this != &other) {
+      reset();
+      rx_ = other.rx_;
+      blocking_ = other.blocking_;
+      if (other.has_value_) emplace(other.value_.take()), other.has_value_ = false;
+    }
+    return *this;
+  }
+  ~iterator() { reset(); }
+
+  /// The current message; move from it to keep it.
+  T& operator*() const noexcept { return *value_.get(); }
+  T* operator->() const noexcept { return value_.get(); }
+
+  iterator& operator++() {
+    reset();
+    fetch();
+    return *this;
+  }
+  void operator++(int) { ++*this; }
+
+  friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+    return !it.has_value_;
+  }
+
+ private:
+  friend class receiver;
+  friend class try_iter_range;
+
+  iterator(receiver* rx, bool blocking) : rx_(rx), blocking_(blocking) { fetch(); }
+
+  void fetch() {
+    if (blocking_) {
+      if (auto r = rx_->recv()) emplace(std::move(*r));
+    } else {
+      if (auto r = rx_->try_recv()) emplace(std::move(*r));
+    }
+  }
+  void emplace(T&& v) noexcept {
+    value_.construct(std::move(v));
+    has_value_ = true;
+  }
+  void reset() noexcept {
+    if (has_value_) value_.destroy();
+    has_value_ = false;
+  }
+
+  receiver* rx_ = nullptr;
+  bool blocking_ = true;
+  bool has_value_ = false;
+  mutable detail::storage<T> value_;  // live iff has_value_
+};
+
+/// The range returned by try_iter(): ends at the first "nothing ready".
+template <sendable T>
+class receiver<T>::try_iter_range {
+ public:
+  iterator begin() { return iterator(rx_, false); }
+  static std::default_sentinel_t end() noexcept { return {}; }
+
+ private:
+  friend class receiver;
+  explicit try_iter_range(receiver* rx) noexcept : rx_(rx) {}
+  receiver* rx_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,184 @@
+// sluice/sender.hpp - the sending halves: sender<T> (unbounded channels,
+// never blocks) and sync_sender<T> (bounded and rendezvous channels).
+//
+// Invariants: a sender handle is one producer; copies are more producers
+// (the channel disconnects for the receiver when the last copy is gone); a
+// moved-from handle is empty and every operation on it reports
+// "disconnected", handing the value back. All operations are safe to call
+// from many threads at once, on the same handle or on copies.
+#pragma once
+
+#include <sluice/detail/array.hpp>
+#include <sluice/detail/deadline.hpp>
+#include <sluice/detail/handle.hpp>
+#include <sluice/detail/list.hpp>
+#include <sluice/detail/zero.hpp>
+#include <sluice/error.hpp>
+#include <sluice/sendable.hpp>
+
+#include <chrono>
+#include <expected>
+#include <type_traits>
+#include <utility>
+
+namespace sluice {
+
+template <sendable T>
+class receiver;
+
+namespace detail {
+
+// Copy and move rules shared by both sender kinds: a copy is another
+// producer, a move transfers this one.
+template <class... Flavors>
+class sender_handle : public handle<Flavors...> {
+  using base = handle<Flavors...>;
+
+ public:
+  sender_handle(const sender_handle& other) noexcept : base(other.ref_) {
+    if (!this->ref_.empty()) this->ref_.visit([](auto& c) { c.acquire_sender(); });
+  }
+  sender_handle(sender_handle&& other) noexcept : base(other.ref_.take()) {}
+  sender_handle& operator=(const sender_handle& other) noexcept {
+    if (this != &other) {
+      sender_handle copy(other);
+      swap(copy);
+    }
+    return *this;
+  }
+  sender_handle& operator=(sender_handle&& other) noexcept {
+    if (this != &other) {
+      release();
+      this->ref_ = other.ref_.take();
+    }
+    return *this;
+  }
+  ~sender_handle() { release(); }
+
+  void swap(sender_handle& other) noexcept { std::swap(this->ref_, other.ref_); }
+
+ protected:
+  sender_handle() noexcept = default;
+  explicit sender_handle(typename base::ref_type ref) noexcept : base(ref) {}
+
+ private:
+  void release() noexcept {
+    if (!this->ref_.empty()) this->ref_.take().visit([](auto& c) { c.release_sender(); });
+  }
+};
+
+}  // namespace detail
+
+/// The sending half of an unbounded channel (see channel()). send() never
+/// blocks. Copy it to get more producers.
+template <sendable T>
+class sender : public detail::sender_handle<detail::list_channel<T>> {
+  using base = detail::sender_handle<detail::list_channel<T>>;
+
+ public:
+  /// An empty handle: every send reports disconnected.
+  sender() noexcept = default;
+
+  /// sender::send - queues `value` and returns at once.
+  /// Fails with send_error (holding `value`) when the receiver is gone or
+  /// closed. May throw std::bad_alloc when memory for a new block of slots
+  /// cannot be had; `value` is then left unsent.
+  std::expected<void, send_error<T>> send(T value) const {
+    if (!*this) return std::unexpected(send_error<T>{std::move(value)});
+    auto r = this->ref_.visit([&](auto& c) { return c.chan().try_send(std::move(value)); });
+    if (r) return {};
+    return std::unexpected(send_error<T>{std::move(r.error().value)});
+  }
+
+  friend void swap(sender& a, sender& b) noexcept { a.swap(b); }
+
+ private:
+  template <sendable U>
+  friend std::pair<sender<U>, receiver<U>> channel();
+  explicit sender(typename base::ref_type ref) noexcept : base(ref) {}
+};
+
+/// The sending half of a bounded or rendezvous channel (see sync_channel()).
+/// send() blocks while the channel is full (rendezvous: until a receiver
+/// takes the value). Copy it to get more producers.
+template <sendable T>
+class sync_sender
+    : public detail::sender_handle<detail::array_channel<T>, detail::zero_channel<T>> {
+  using base =
+      detail::sender_handle<detail::array_channel<T>, detail::zero_channel<T>>;
+  using timeout_reason = typename send_timeout_error<T>::reason_t;
+
+ public:
+  /// An empty handle: every send reports disconnected.
+  sync_sender() noexcept = default;
+
+  /// sync_sender::send - queues `value`, waiting while the channel is full.
+  /// On a rendezvous channel, returns once a receiver has taken the value.
+  /// Fails with send_error (holding `value`) when the receiver is gone or
+  /// closed, including while waiting.
+  std::expected<void, send_error<T>> send(T value) const {
+    auto r = send_until(std::move(value), detail::deadline::never());
+    if (r) return {};
+    return std::unexpected(send_error<T>{std::move(r.error().value)});
+  }
+
+  /// sync_sender::try_send - queues `value` only if that needs no waiting.
+  /// Fails with reason full (rendezvous: no receiver is waiting) or
+  /// disconnected; either way the error holds `value`.
+  std::expected<void, try_send_error<T>> try_send(T value) const {
+    if (!*this) {
+      return std::unexpected(
+          try_send_error<T>{try_send_error<T>::reason_t::disconnected, std::move(value)});
+    }
+    return this->ref_.visit([&](auto& c) { return c.chan().try_send(std::move(value)); });
+  }
+
+  /// sync_sender::send_timeout - as send(), giving up after `timeout`.
+  /// A timeout <= 0 tries once; a huge one (duration::max()) waits forever.
+  template <class Rep, class Period>
+  std::expected<void, send_timeout_error<T>> send_timeout(
+      T value, std::chrono::duration<Rep, Period> timeout) const {
+    if (detail::is_nonpositive(timeout)) return send_once(std::move(value));
+    return send_until(std::move(value), detail::deadline_after(timeout));
+  }
+
+  /// sync_sender::send_deadline - as send(), giving up at `deadline` on its
+  /// own clock. A time point already passed tries once; time_point::max()
+  /// waits forever. If a non-steady clock is set back while waiting, the
+  /// wait is extended to the new distance.
+  template <class Clock, class Duration>
+  std::expected<void, send_timeout_error<T>> send_deadline(
+      T value, std::chrono::time_point<Clock, Duration> deadline) const {
+    const auto left = detail::time_left(deadline);
+    if (!left) return send_once(std::move(value));
+    auto r = send_until(std::move(value), detail::deadline_after(*left));
+    if (r || !r.error().is_timeout() || !detail::time_left(deadline)) return r;
+    return send_deadline(std::move(r.error().value), deadline);  // clock was set back
+  }
+
+  friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
+
+ private:
+  template <sendable U>
+  friend std::pair<sync_sender<U>, receiver<U>> sync_channel(std::size_t);
+  explicit sync_sender(typename base::ref_type ref) noexcept : base(ref) {}
+
+  std::expected<void, send_timeout_error<T>> send_until(T&& value,
+                                                        const detail::deadline& d) const {
+    if (!*this) {
+      return std::unexpected(send_timeout_error<T>{timeout_reason::disconnected, std::move(value)});
+    }
+    return this->ref_.visit([&](auto& c) { return c.chan().send(std::move(value), d); });
+  }
+
+  // A zero timeout: one try, "full" reported as "timeout".
+  std::expected<void, send_timeout_error<T>> send_once(T&& value) const {
+    auto r = try_send(std::move(value));
+    if (r) return {};
+    return std::unexpected(send_timeout_error<T>{
+        r.error().is_full() ? timeout_reason::timeout : timeout_reason::disconnected,
+        std::move(r.error().value)});
+  }
+};
+
+}  // namespace sluice

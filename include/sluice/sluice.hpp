@@ -1,0 +1,9 @@
+// sluice/sluice.hpp - everything: channels with the semantics of Rust's
+// std::sync::mpsc (unbounded, bounded, rendezvous), for C++23.
+#pragma once
+
+#include <sluice/channel.hpp>    // channel(), sync_channel()
+#include <sluice/error.hpp>      // recv_error, try_recv_error, send_error, ...
+#include <sluice/receiver.hpp>   // receiver<T>
+#include <sluice/sendable.hpp>   // the sendable concept
+#include <sluice/sender.hpp>     // sender<T>, sync_sender<T>
