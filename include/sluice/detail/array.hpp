@@ -32,6 +32,7 @@
 #include <sluice/detail/blocking.hpp>
 #include <sluice/detail/cache_padded.hpp>
 #include <sluice/detail/deadline.hpp>
+#include <sluice/detail/fence.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -142,7 +143,7 @@ class array_channel {
       }
       // seq_cst fence: the tail read must not be satisfied before the stamp
       // read above, or a written slot could be reported empty.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      seq_cst_fence();
       const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
       if ((tail & ~mark_bit_) == head) {
         return std::unexpected((tail & mark_bit_) != 0 ? try_recv_error::disconnected
@@ -283,7 +284,7 @@ class array_channel {
       } else if (stamp + one_lap_ == tail + 1) {
         // The slot still holds last lap's message: full, unless the receiver
         // has already moved head past it and is taking it out right now.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        seq_cst_fence();
         const std::size_t head = head_.value.load(std::memory_order_relaxed);
         if (head + one_lap_ == tail) return push_result::full;
         bo.spin();

@@ -31,6 +31,7 @@
 #include <sluice/detail/blocking.hpp>
 #include <sluice/detail/cache_padded.hpp>
 #include <sluice/detail/deadline.hpp>
+#include <sluice/detail/fence.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -106,7 +107,7 @@ class list_channel {
       if ((head & mark_bit) == 0) {
         // seq_cst fence: orders our reads of head/slots against the tail
         // read below, as in crossbeam (a reserved slot is then never missed).
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        seq_cst_fence();
         const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
         if ((head >> shift) == (tail >> shift)) {
           return std::unexpected((tail & mark_bit) != 0 ? try_recv_error::disconnected

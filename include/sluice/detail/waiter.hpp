@@ -104,12 +104,16 @@ class waiter {
   // acq_rel: acquire so the claimer sees what the waiter published before
   // registering (its packet); release so the waiter, acquiring the state,
   // sees everything the claimer wrote before the claim.
+  // Everything the token needs is read *before* the CAS: once it succeeds,
+  // the waiter may see the claim, return and free this object.
   wake_token try_claim(selection sel) noexcept {
+    const resume_fn resume = resume_;
+    const std::atomic<selection>* word = &state_;
     selection cur = state_.load(std::memory_order_relaxed);
     while (cur == sel_waiting || cur == sel_parked) {
       if (state_.compare_exchange_weak(cur, sel, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
-        return {this, resume_, &state_, resume_ != nullptr || cur == sel_parked};
+        return {this, resume, word, resume != nullptr || cur == sel_parked};
       }
     }
     return {};
