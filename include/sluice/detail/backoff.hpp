@@ -15,6 +15,10 @@
 
 #include <thread>
 
+#if defined(__linux__)
+#  include <sched.h>
+#endif
+
 namespace sluice::detail {
 
 inline void cpu_relax() noexcept {
@@ -22,6 +26,24 @@ inline void cpu_relax() noexcept {
   __builtin_ia32_pause();
 #elif defined(__aarch64__) || defined(__arm__)
   __asm__ __volatile__("yield");
+#endif
+}
+
+// Whether this thread may run on more than one CPU. Spinning waits for
+// another thread to act, which is pointless when that thread can only run
+// after we give up our CPU (a process pinned with taskset -c 0): then
+// waiters yield at once. Read once per thread.
+inline bool can_run_in_parallel() noexcept {
+#if defined(__linux__)
+  static thread_local const bool multi = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return true;
+    return CPU_COUNT(&set) > 1;
+  }();
+  return multi;
+#else
+  return std::thread::hardware_concurrency() != 1;
 #endif
 }
 
@@ -34,6 +56,10 @@ class backoff {
 
   // Short exponential spin for retrying a contended CAS: never yields.
   void spin() noexcept {
+    if (!can_run_in_parallel()) {
+      std::this_thread::yield();
+      return;
+    }
     const unsigned step = step_ < spin_limit ? step_ : spin_limit;
     for (unsigned i = 0; i < (1u << step); ++i) cpu_relax();
     if (step_ <= spin_limit) ++step_;
@@ -41,7 +67,7 @@ class backoff {
 
   // Wait for another thread to make progress: spin first, then yield.
   void snooze() noexcept {
-    if (step_ <= spin_limit) {
+    if (step_ <= spin_limit && can_run_in_parallel()) {
       for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
     } else {
       std::this_thread::yield();

@@ -19,7 +19,15 @@
 #include <atomic>
 #include <cstdint>
 
-#if defined(__linux__)
+// SLUICE_PORTABLE_PARKER forces the portable implementation (for testing it
+// on Linux).
+#if defined(__linux__) && !defined(SLUICE_PORTABLE_PARKER)
+#  define SLUICE_FUTEX_PARKER 1
+#else
+#  define SLUICE_FUTEX_PARKER 0
+#endif
+
+#if SLUICE_FUTEX_PARKER
 #  include <linux/futex.h>
 #  include <sys/syscall.h>
 #  include <time.h>
@@ -36,7 +44,7 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
                   std::atomic<std::uint32_t>::is_always_lock_free,
               "the parker needs a plain 32-bit atomic word");
 
-#if defined(__linux__)
+#if SLUICE_FUTEX_PARKER
 
 inline void park_while(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                        const deadline& d) noexcept {
