@@ -62,6 +62,8 @@ class array_channel {
   static constexpr std::size_t max_segments = 1024;
 
  public:
+  using value_type = T;
+
   // Throws std::length_error when cap slots cannot be represented, and
   // std::bad_alloc when the segment table cannot be allocated.
   explicit array_channel(std::size_t cap) : cap_(checked_cap(cap)) {
@@ -102,17 +104,19 @@ class array_channel {
 
   std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) {
     using reason = typename send_timeout_error<T>::reason_t;
-    const auto done = block_on(
-        senders_, d,
-        [&]() -> std::optional<push_result> {
-          const push_result r = try_push(msg);
-          if (r == push_result::full) return std::nullopt;
-          return r;
-        },
-        [&] { return !is_full() || is_disconnected(); });
-    if (done == push_result::sent) return {};
-    const reason why = done ? reason::disconnected : reason::timeout;
-    return std::unexpected(send_timeout_error<T>{why, std::move(msg)});
+    push_result r = try_push(msg);
+    if (r == push_result::full) {
+      const bool done = block_on(
+          senders_, d,
+          [&] {
+            r = try_push(msg);
+            return r != push_result::full;
+          },
+          [&] { return !is_full() || is_disconnected(); });
+      if (!done) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+    }
+    if (r == push_result::sent) return {};
+    return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
   }
 
   // --- receiving (one receiver thread at a time) ----------------------------
@@ -155,19 +159,7 @@ class array_channel {
   }
 
   std::expected<T, recv_timeout_error> recv(const deadline& d) {
-    using result = std::expected<T, recv_timeout_error>;
-    auto done = block_on(
-        receivers_, d,
-        [&]() -> std::optional<result> {
-          auto r = try_recv();
-          if (r) return result(std::move(*r));
-          if (r.error() == try_recv_error::disconnected)
-            return result(std::unexpect, recv_timeout_error::disconnected);
-          return std::nullopt;
-        },
-        [&] { return !is_empty() || is_disconnected(); });
-    if (done) return std::move(*done);
-    return std::unexpected(recv_timeout_error::timeout);
+    return recv_blocking(*this, receivers_, d);
   }
 
   // --- queries ----------------------------------------------------------------

@@ -12,24 +12,31 @@
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/detail/waiter.hpp>
+#include <sluice/error.hpp>
+
+#include <expected>
+#include <optional>
+#include <utility>
 
 namespace sluice::detail {
 
-// Repeats `attempt()` (which returns an engaged std::optional when the
-// operation is finished, successfully or not) until it finishes or `d`
-// passes; returns the disengaged optional on timeout. `ready()` tells whether
-// an attempt could finish now (progress or disconnection happened).
+// The slow path of a blocking operation whose first attempt failed.
+// Repeats `attempt()` (true when the operation finished, successfully or
+// not; the caller keeps the outcome) until it finishes or `d` passes, and
+// returns false on timeout. `ready()` tells whether an attempt could finish
+// now (progress or disconnection happened). Kept out of line so that the
+// callers' fast paths stay small.
 template <class Attempt, class Ready>
-auto block_on(wait_queue& queue, const deadline& d, Attempt attempt, Ready ready)
-    -> decltype(attempt()) {
+[[gnu::noinline]] bool block_on(wait_queue& queue, const deadline& d, Attempt attempt,
+                                Ready ready) {
   for (;;) {
     backoff bo;
     for (;;) {
-      if (auto done = attempt()) return done;
+      if (attempt()) return true;
       if (bo.is_completed()) break;
       bo.snooze();
     }
-    if (d.has_passed()) return {};
+    if (d.has_passed()) return false;
 
     waiter w;
     wait_entry entry{.w = &w};
@@ -39,6 +46,33 @@ auto block_on(wait_queue& queue, const deadline& d, Attempt attempt, Ready ready
     if (s != entry.op) queue.unregister(entry);
     if (s == sel_aborted && d.has_passed()) return attempt();  // one last try
   }
+}
+
+// recv(deadline) for a buffered flavor: one inline attempt, then block_on.
+template <class Flavor>
+std::expected<typename Flavor::value_type, recv_timeout_error> recv_blocking(
+    Flavor& chan, wait_queue& receivers, const deadline& d) {
+  auto first = chan.try_recv();
+  if (first) return std::move(*first);
+  if (first.error() == try_recv_error::disconnected) {
+    return std::unexpected(recv_timeout_error::disconnected);
+  }
+  std::optional<typename Flavor::value_type> got;
+  bool disconnected = false;
+  const bool done = block_on(
+      receivers, d,
+      [&] {
+        auto r = chan.try_recv();
+        if (r) {
+          got.emplace(std::move(*r));  // emplace: T need not be assignable
+          return true;
+        }
+        disconnected = r.error() == try_recv_error::disconnected;
+        return disconnected;
+      },
+      [&] { return !chan.is_empty() || chan.is_disconnected(); });
+  if (got) return std::move(*got);
+  return std::unexpected(done ? recv_timeout_error::disconnected : recv_timeout_error::timeout);
 }
 
 }  // namespace sluice::detail

@@ -67,6 +67,8 @@ class list_channel {
   };
 
  public:
+  using value_type = T;
+
   list_channel() noexcept = default;
   list_channel(const list_channel&) = delete;
   list_channel& operator=(const list_channel&) = delete;
@@ -145,19 +147,7 @@ class list_channel {
   }
 
   std::expected<T, recv_timeout_error> recv(const deadline& d) {
-    using result = std::expected<T, recv_timeout_error>;
-    auto done = block_on(
-        receivers_, d,
-        [&]() -> std::optional<result> {
-          auto r = try_recv();
-          if (r) return result(std::move(*r));
-          if (r.error() == try_recv_error::disconnected)
-            return result(std::unexpect, recv_timeout_error::disconnected);
-          return std::nullopt;
-        },
-        [&] { return !is_empty() || is_disconnected(); });
-    if (done) return std::move(*done);
-    return std::unexpected(recv_timeout_error::timeout);
+    return recv_blocking(*this, receivers_, d);
   }
 
   // --- queries ----------------------------------------------------------------

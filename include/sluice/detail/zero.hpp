@@ -50,6 +50,8 @@ class zero_channel {
   };
 
  public:
+  using value_type = T;
+
   zero_channel() noexcept = default;
   zero_channel(const zero_channel&) = delete;
   zero_channel& operator=(const zero_channel&) = delete;
