@@ -33,6 +33,7 @@
 #include <sluice/detail/cache_padded.hpp>
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/fence.hpp>
+#include <sluice/detail/memory_limit.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -44,6 +45,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 
@@ -65,7 +67,8 @@ class array_channel {
   using value_type = T;
 
   // Throws std::length_error when cap slots cannot be represented, and
-  // std::bad_alloc when the segment table cannot be allocated.
+  // std::bad_alloc when they could never be allocated (more than RAM and
+  // swap) or the segment table cannot be.
   explicit array_channel(std::size_t cap) : cap_(checked_cap(cap)) {
     mark_bit_ = std::bit_ceil(cap_ + 1);
     one_lap_ = mark_bit_ * 2;
@@ -219,6 +222,7 @@ class array_channel {
         std::min<std::size_t>(static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(slot),
                               (std::size_t{1} << (sizeof(std::size_t) * 8 - 3)) - 1);
     if (cap > max_cap) throw std::length_error("sluice::sync_channel: bound too large");
+    if (cap * sizeof(slot) > memory_ceiling()) throw std::bad_alloc();
     return cap;
   }
 

@@ -1,0 +1,34 @@
+// sluice/detail/memory_limit.hpp - whether a channel's storage could ever be
+// allocated, decided when the channel is made.
+//
+// Bounded channels allocate their slots lazily, so an absurd bound would
+// otherwise be accepted and fail much later, in the middle of a send. The
+// contract is to refuse it up front: more bytes than the machine's RAM and
+// swap together can never be had.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__linux__)
+#  include <sys/sysinfo.h>
+#endif
+
+namespace sluice::detail {
+
+// Total RAM plus swap in bytes, or SIZE_MAX when it cannot be told.
+inline std::size_t memory_ceiling() noexcept {
+#if defined(__linux__)
+  struct sysinfo info{};
+  if (::sysinfo(&info) != 0) return SIZE_MAX;
+  const auto unit = static_cast<std::uint64_t>(info.mem_unit == 0 ? 1 : info.mem_unit);
+  const std::uint64_t total =
+      (static_cast<std::uint64_t>(info.totalram) + static_cast<std::uint64_t>(info.totalswap)) *
+      unit;
+  return total > SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(total);
+#else
+  return SIZE_MAX;
+#endif
+}
+
+}  // namespace sluice::detail
