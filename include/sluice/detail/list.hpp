@@ -28,6 +28,7 @@
 #pragma once
 
 #include <sluice/detail/backoff.hpp>
+#include <sluice/detail/block_source.hpp>
 #include <sluice/detail/blocking.hpp>
 #include <sluice/detail/cache_padded.hpp>
 #include <sluice/detail/deadline.hpp>
@@ -58,6 +59,7 @@ class list_channel {
 
   struct block {
     std::atomic<block*> next{nullptr};  // set by the sender that fills slot block_cap - 1
+    void* origin = nullptr;             // the block_source region, or null (heap)
     slot slots[block_cap];
   };
 
@@ -77,8 +79,8 @@ class list_channel {
     // Both sides are gone: the receiver's disconnect already destroyed every
     // message and freed the blocks it walked. What can remain is the spare
     // block and a first block a sender installed while that discard ran.
-    delete head_.value.blk.load(std::memory_order_relaxed);
-    delete spare_.load(std::memory_order_relaxed);
+    blocks_.release(head_.value.blk.load(std::memory_order_relaxed));
+    blocks_.release(spare_.load(std::memory_order_relaxed));
   }
 
   // --- sending --------------------------------------------------------------
@@ -315,12 +317,12 @@ class list_channel {
         s.msg.destroy();
       } else {
         block* next = wait_next(*blk);
-        delete blk;
+        blocks_.release(blk);
         blk = next;
       }
       head += one;
     }
-    delete blk;
+    blocks_.release(blk);
     head_.value.index.store(head & ~mark_bit, std::memory_order_release);
   }
 
@@ -343,16 +345,17 @@ class list_channel {
   block* allocate_block() {
     // acquire: pairs with recycle()'s release, so the reset slots are seen.
     if (block* b = spare_.exchange(nullptr, std::memory_order_acquire)) return b;
-    return new block;
+    return blocks_.acquire();
   }
 
-  // Keeps one drained block for the next allocation, frees any other, so a
-  // burst's memory goes back to the allocator as it is consumed.
+  // Keeps one drained block for the next allocation, releases any other, so
+  // a burst's memory goes back as it is consumed.
   void recycle(block* b) noexcept {
     b->next.store(nullptr, std::memory_order_relaxed);
-    delete spare_.exchange(b, std::memory_order_acq_rel);
+    blocks_.release(spare_.exchange(b, std::memory_order_acq_rel));
   }
 
+  block_source<block> blocks_;     // where blocks come from and go back to
   cache_padded<position> head_;    // receiver-owned (the first sender sets blk once)
   cache_padded<position> tail_;    // senders
   wait_queue receivers_;           // the blocked receiver, if any
