@@ -1,0 +1,63 @@
+// The four channel shapes every conformance test runs on.
+#pragma once
+
+#include <sluice/sluice.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace sluice_test {
+
+struct unbounded {
+  static constexpr const char* name = "unbounded";
+  static constexpr bool buffered = true;
+  static constexpr bool bounded = false;
+  static constexpr std::optional<std::size_t> cap = std::nullopt;
+  template <class T>
+  static auto make() { return sluice::channel<T>(); }
+};
+
+struct rendezvous {
+  static constexpr const char* name = "rendezvous";
+  static constexpr bool buffered = false;
+  static constexpr bool bounded = true;
+  static constexpr std::optional<std::size_t> cap = 0;
+  template <class T>
+  static auto make() { return sluice::sync_channel<T>(0); }
+};
+
+struct bounded1 {
+  static constexpr const char* name = "bounded1";
+  static constexpr bool buffered = true;
+  static constexpr bool bounded = true;
+  static constexpr std::optional<std::size_t> cap = 1;
+  template <class T>
+  static auto make() { return sluice::sync_channel<T>(1); }
+};
+
+struct bounded4 {
+  static constexpr const char* name = "bounded4";
+  static constexpr bool buffered = true;
+  static constexpr bool bounded = true;
+  static constexpr std::optional<std::size_t> cap = 4;
+  template <class T>
+  static auto make() { return sluice::sync_channel<T>(4); }
+};
+
+// A bound large enough to span several lazily allocated segments.
+struct bounded_large {
+  static constexpr const char* name = "bounded_large";
+  static constexpr bool buffered = true;
+  static constexpr bool bounded = true;
+  static constexpr std::optional<std::size_t> cap = 5000;
+  template <class T>
+  static auto make() { return sluice::sync_channel<T>(5000); }
+};
+
+struct flavor_name {
+  template <class F>
+  static std::string GetName(int) { return F::name; }
+};
+
+}  // namespace sluice_test
