@@ -8,8 +8,8 @@
 
 int main() {
   auto [tx, rx] = sluice::sync_channel<unsigned>(2);
-  std::jthread producer([tx = std::move(tx)] {
-    for (unsigned n = 0; n < 5; ++n) tx.send(n).value();  // blocks while 2 are queued
+  std::jthread producer([sender = std::move(tx)] {
+    for (unsigned n = 0; n < 5; ++n) sender.send(n).value();  // blocks while 2 are queued
   });
   while (auto n = rx.recv()) {
     std::cout << "processing " << *n << '\n';

@@ -10,11 +10,11 @@
 int main() {
   auto [tx, rx] = sluice::channel<std::string>();
   auto tx2 = tx;
-  std::jthread first([tx = std::move(tx)] {
-    for (const char* word : {"hello", "from"}) tx.send(word).value();
+  std::jthread first([sender = std::move(tx)] {
+    for (const char* word : {"hello", "from"}) sender.send(word).value();
   });
-  std::jthread second([tx2 = std::move(tx2)] {
-    for (const char* word : {"another", "thread"}) tx2.send(word).value();
+  std::jthread second([sender2 = std::move(tx2)] {
+    for (const char* word : {"another", "thread"}) sender2.send(word).value();
   });
   std::vector<std::string> messages;
   for (auto&& m : rx) messages.push_back(std::move(m));

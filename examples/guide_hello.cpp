@@ -7,9 +7,9 @@
 
 int main() {
   auto [tx, rx] = sluice::channel<std::string>();  // create a channel
-  std::jthread t([tx = std::move(tx)] {
+  std::jthread t([sender = std::move(tx)] {
     std::string message = "Hello from thread!";
-    tx.send(std::move(message)).value();  // message is moved
+    sender.send(std::move(message)).value();  // message is moved
   });
   // Receive blocks until a message arrives
   const std::string received = rx.recv().value();

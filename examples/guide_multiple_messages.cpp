@@ -8,9 +8,9 @@
 
 int main() {
   auto [tx, rx] = sluice::channel<std::string_view>();
-  std::jthread t([tx = std::move(tx)] {
+  std::jthread t([sender = std::move(tx)] {
     for (std::string_view msg : {"hi", "from", "the", "thread"}) {
-      tx.send(msg).value();
+      sender.send(msg).value();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });

@@ -9,10 +9,10 @@
 int main() {
   std::mutex out;  // keeps the two threads' lines whole
   auto [tx, rx] = sluice::sync_channel<int>(2);  // buffer size of 2
-  std::jthread t([tx = std::move(tx), &out] {
+  std::jthread t([sender = std::move(tx), &out] {
     for (int i = 0; i < 5; ++i) {
       { std::lock_guard g(out); std::cout << "Sending " << i << '\n'; }
-      tx.send(i).value();  // blocks if the buffer is full
+      sender.send(i).value();  // blocks if the buffer is full
       { std::lock_guard g(out); std::cout << "Sent " << i << '\n'; }
     }
   });

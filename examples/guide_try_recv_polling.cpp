@@ -10,9 +10,9 @@
 int main() {
   using namespace std::chrono_literals;
   auto [tx, rx] = sluice::channel<std::string_view>();
-  std::jthread t([tx = std::move(tx)] {
+  std::jthread t([sender = std::move(tx)] {
     std::this_thread::sleep_for(100ms);
-    tx.send("delayed message").value();
+    sender.send("delayed message").value();
   });
   for (;;) {
     auto msg = rx.try_recv();

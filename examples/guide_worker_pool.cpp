@@ -12,9 +12,9 @@ int main() {
   auto [tx, rx] = sluice::channel<std::pair<int, int>>();
   std::vector<std::jthread> handles;
   for (int id = 0; id < 4; ++id) {
-    handles.emplace_back([tx = tx, id] {
+    handles.emplace_back([sender = tx, id] {
       const int result = id * 10;  // simulate work
-      tx.send({id, result}).value();
+      sender.send({id, result}).value();
     });
   }
   tx = {};  // drop the original sender

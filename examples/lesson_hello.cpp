@@ -8,9 +8,9 @@
 
 int main() {
   auto [tx, rx] = sluice::channel<std::string>();
-  std::jthread t([tx = std::move(tx)] {
+  std::jthread t([sender = std::move(tx)] {
     std::string val = "hello";
-    tx.send(std::move(val)).value();  // val is moved into the channel
+    sender.send(std::move(val)).value();  // val is moved into the channel
   });
   std::cout << "Got: " << rx.recv().value() << '\n';
 }

@@ -9,9 +9,9 @@
 
 int main() {
   auto [tx, rx] = sluice::channel<std::string>();
-  std::jthread t([tx = std::move(tx)] {
+  std::jthread t([sender = std::move(tx)] {
     for (const char* msg : {"one", "two", "three"}) {
-      tx.send(msg).value();
+      sender.send(msg).value();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });

@@ -7,9 +7,9 @@
 
 int main() {
   auto [tx, rx] = sluice::sync_channel<int>(0);
-  std::jthread sender([tx = std::move(tx)] {
+  std::jthread producer([sender = std::move(tx)] {
     // This waits for the main thread to start receiving.
-    tx.send(53).value();
+    sender.send(53).value();
   });
   std::cout << "received " << rx.recv().value() << '\n';
 }

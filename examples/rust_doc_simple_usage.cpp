@@ -6,7 +6,7 @@
 
 int main() {
   auto [tx, rx] = sluice::channel<int>();
-  std::jthread producer([tx = std::move(tx)] { tx.send(10).value(); });
+  std::jthread producer([sender = std::move(tx)] { sender.send(10).value(); });
   const int got = rx.recv().value();
   std::cout << "received " << got << '\n';
   return got == 10 ? 0 : 1;

@@ -22,12 +22,17 @@ namespace sluice {
 /// channel - an unbounded channel: send() never blocks; memory grows with
 /// the number of queued messages and shrinks as they are received.
 /// Throws std::bad_alloc if the channel cannot be allocated.
+// The return types are deduced (std::pair<sender<T>, receiver<T>> and
+// std::pair<sync_sender<T>, receiver<T>>) so that a rejected T is reported
+// by the `sendable` constraint itself, naming the requirement, rather than
+// as a failure to form the handle types.
 template <sendable T>
-std::pair<sender<T>, receiver<T>> channel() {
+auto channel() {
   using flavor = detail::list_channel<T>;
   auto* c = new detail::counter<flavor>();
   const typename sender<T>::ref_type ref(c);
-  return {sender<T>(ref), receiver<T>(typename receiver<T>::ref_type(c))};
+  return std::pair<sender<T>, receiver<T>>(sender<T>(ref),
+                                           receiver<T>(typename receiver<T>::ref_type(c)));
 }
 
 /// sync_channel - a bounded channel holding at most `bound` messages; send()
@@ -37,15 +42,16 @@ std::pair<sender<T>, receiver<T>> channel() {
 /// std::bad_alloc when memory cannot be had. Large bounds cost memory only
 /// for the slots actually used.
 template <sendable T>
-std::pair<sync_sender<T>, receiver<T>> sync_channel(std::size_t bound) {
+auto sync_channel(std::size_t bound) {
+  using result = std::pair<sync_sender<T>, receiver<T>>;
   if (bound == 0) {
     auto* c = new detail::counter<detail::zero_channel<T>>();
-    return {sync_sender<T>(typename sync_sender<T>::ref_type(c)),
-            receiver<T>(typename receiver<T>::ref_type(c))};
+    return result(sync_sender<T>(typename sync_sender<T>::ref_type(c)),
+                  receiver<T>(typename receiver<T>::ref_type(c)));
   }
   auto* c = new detail::counter<detail::array_channel<T>>(bound);
-  return {sync_sender<T>(typename sync_sender<T>::ref_type(c)),
-          receiver<T>(typename receiver<T>::ref_type(c))};
+  return result(sync_sender<T>(typename sync_sender<T>::ref_type(c)),
+                receiver<T>(typename receiver<T>::ref_type(c)));
 }
 
 }  // namespace sluice

@@ -120,9 +120,9 @@ class receiver
 
  private:
   template <sendable U>
-  friend std::pair<sender<U>, receiver<U>> channel();
+  friend auto channel();
   template <sendable U>
-  friend std::pair<sync_sender<U>, receiver<U>> sync_channel(std::size_t);
+  friend auto sync_channel(std::size_t);
   explicit receiver(typename base::ref_type ref) noexcept : base(ref) {}
 
   void release() noexcept {

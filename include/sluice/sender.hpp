@@ -94,7 +94,7 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
 
  private:
   template <sendable U>
-  friend std::pair<sender<U>, receiver<U>> channel();
+  friend auto channel();
   explicit sender(typename base::ref_type ref) noexcept : base(ref) {}
 };
 
@@ -160,7 +160,7 @@ class sync_sender
 
  private:
   template <sendable U>
-  friend std::pair<sync_sender<U>, receiver<U>> sync_channel(std::size_t);
+  friend auto sync_channel(std::size_t);
   explicit sync_sender(typename base::ref_type ref) noexcept : base(ref) {}
 
   std::expected<void, send_timeout_error<T>> send_until(T&& value,

@@ -88,7 +88,8 @@ TEST(handles, copy_assignment_and_swap) {
   sluice::sender<int> a = tx1;
   a = tx2;  // releases its hold on channel 1
   EXPECT_TRUE(a.same_channel(rx2));
-  a = a;  // self-assignment keeps the handle
+  auto& alias = a;
+  a = alias;  // self-assignment keeps the handle
   EXPECT_TRUE(a.same_channel(rx2));
   swap(a, tx1);
   EXPECT_TRUE(a.same_channel(rx1));

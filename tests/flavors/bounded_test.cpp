@@ -54,8 +54,8 @@ TEST(bounded, send_blocks_while_full_and_resumes_after_recv) {
   ASSERT_TRUE(tx.send(1).has_value());
   ASSERT_TRUE(tx.send(2).has_value());
   std::atomic<bool> third_sent{false};
-  std::jthread t([&, tx = tx] {
-    ASSERT_TRUE(tx.send(3).has_value());
+  std::jthread t([&, sender = tx] {
+    ASSERT_TRUE(sender.send(3).has_value());
     third_sent = true;
   });
   std::this_thread::sleep_for(30ms);
@@ -94,10 +94,10 @@ TEST(bounded, send_timeout_zero_and_negative_try_once) {
 TEST(bounded, send_timeout_max_waits_for_room) {
   auto [tx, rx] = sluice::sync_channel<int>(1);
   ASSERT_TRUE(tx.send(1).has_value());
-  std::jthread t([rx = std::move(rx)]() mutable {
+  std::jthread t([receiver = std::move(rx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    EXPECT_EQ(*rx.recv(), 1);
-    EXPECT_EQ(*rx.recv(), 2);
+    EXPECT_EQ(*receiver.recv(), 1);
+    EXPECT_EQ(*receiver.recv(), 2);
   });
   EXPECT_TRUE(tx.send_timeout(2, std::chrono::seconds::max()).has_value());
 }
@@ -111,8 +111,8 @@ TEST(bounded, send_deadline_clocks) {
   EXPECT_TRUE(tx.send_deadline(2, system::now() + 10ms).error().is_timeout());
   EXPECT_TRUE(tx.send_deadline(3, steady::time_point::min()).error().is_timeout());
   EXPECT_TRUE(tx.send_deadline(4, system::now() - 1h).error().is_timeout());
-  std::jthread t([rx = std::move(rx)]() mutable {
-    for (int expected : {0, 5, 6}) EXPECT_EQ(*rx.recv(), expected);
+  std::jthread t([receiver = std::move(rx)]() mutable {
+    for (int expected : {0, 5, 6}) EXPECT_EQ(*receiver.recv(), expected);
   });
   EXPECT_TRUE(tx.send_deadline(5, steady::time_point::max()).has_value());
   EXPECT_TRUE(tx.send_deadline(6, system::time_point::max()).has_value());
@@ -121,9 +121,9 @@ TEST(bounded, send_deadline_clocks) {
 TEST(bounded, receiver_drop_wakes_blocked_sender_with_value) {
   auto [tx, rx] = sluice::sync_channel<std::unique_ptr<int>>(1);
   ASSERT_TRUE(tx.send(std::make_unique<int>(1)).has_value());
-  std::jthread dropper([rx = std::move(rx)]() mutable {
+  std::jthread dropper([receiver = std::move(rx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    rx = {};
+    receiver = {};
   });
   auto r = tx.send(std::make_unique<int>(2));
   ASSERT_FALSE(r.has_value());
@@ -133,8 +133,8 @@ TEST(bounded, receiver_drop_wakes_blocked_sender_with_value) {
 TEST(bounded, close_wakes_blocked_sender_with_value) {
   auto [tx, rx] = sluice::sync_channel<int>(1);
   ASSERT_TRUE(tx.send(1).has_value());
-  std::jthread blocked([tx = tx] {
-    auto r = tx.send_timeout(2, 10s);
+  std::jthread blocked([sender = tx] {
+    auto r = sender.send_timeout(2, 10s);
     ASSERT_FALSE(r.has_value());
     EXPECT_TRUE(r.error().is_disconnected());
     EXPECT_EQ(r.error().value, 2);

@@ -22,16 +22,13 @@ using sluice_test::leak_check;
 template <class F>
 class conformance : public ::testing::Test {};
 
-using all_flavors = ::testing::Types<sluice_test::unbounded, sluice_test::rendezvous,
-                                     sluice_test::bounded1, sluice_test::bounded4,
-                                     sluice_test::bounded_large>;
-TYPED_TEST_SUITE(conformance, all_flavors, sluice_test::flavor_name);
+TYPED_TEST_SUITE(conformance, sluice_test::all_flavors, sluice_test::flavor_name);
 
 // Sends `values` from a background thread (a rendezvous needs a partner).
 template <class Tx>
 std::jthread send_all(Tx tx, std::vector<int> values) {
-  return std::jthread([tx = std::move(tx), values = std::move(values)] {
-    for (int v : values) ASSERT_TRUE(tx.send(v).has_value());
+  return std::jthread([sender = std::move(tx), values = std::move(values)] {
+    for (int v : values) ASSERT_TRUE(sender.send(v).has_value());
   });
 }
 
@@ -107,10 +104,10 @@ TYPED_TEST(conformance, recv_gets_queued_then_disconnected) {
 TYPED_TEST(conformance, recv_blocks_until_send) {
   auto [tx, rx] = TypeParam::template make<int>();
   std::atomic<bool> sent{false};
-  std::jthread t([tx = tx, &sent] {
+  std::jthread t([sender = tx, &sent] {
     std::this_thread::sleep_for(20ms);
     sent = true;
-    ASSERT_TRUE(tx.send(5).has_value());
+    ASSERT_TRUE(sender.send(5).has_value());
   });
   auto r = rx.recv();
   EXPECT_TRUE(sent.load());
@@ -119,9 +116,9 @@ TYPED_TEST(conformance, recv_blocks_until_send) {
 
 TYPED_TEST(conformance, disconnect_wakes_receiver) {
   auto [tx, rx] = TypeParam::template make<int>();
-  std::jthread t([tx = std::move(tx)]() mutable {
+  std::jthread t([sender = std::move(tx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    tx = {};
+    sender = {};
   });
   EXPECT_FALSE(rx.recv().has_value());
 }
@@ -178,9 +175,9 @@ TYPED_TEST(conformance, recv_timeout_max_waits_for_message) {
 
 TYPED_TEST(conformance, recv_timeout_disconnected_while_waiting) {
   auto [tx, rx] = TypeParam::template make<int>();
-  std::jthread t([tx = std::move(tx)]() mutable {
+  std::jthread t([sender = std::move(tx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    tx = {};
+    sender = {};
   });
   EXPECT_EQ(rx.recv_timeout(10s).error(), sluice::recv_timeout_error::disconnected);
 }
@@ -211,8 +208,8 @@ TYPED_TEST(conformance, iteration_ends_at_disconnect) {
 
 TYPED_TEST(conformance, iteration_over_move_only_values) {
   auto [tx, rx] = TypeParam::template make<std::unique_ptr<int>>();
-  std::jthread t([tx = std::move(tx)] {
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(tx.send(std::make_unique<int>(i)).has_value());
+  std::jthread t([sender = std::move(tx)] {
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(sender.send(std::make_unique<int>(i)).has_value());
   });
   int expected = 0;
   for (auto&& p : rx) {
@@ -328,9 +325,9 @@ TYPED_TEST(conformance, drops_every_message_exactly_once) {
   leak_check check;
   {
     auto [tx, rx] = TypeParam::template make<counted>();
-    std::jthread producer([tx = std::move(tx)] {
+    std::jthread producer([sender = std::move(tx)] {
       for (int i = 0; i < 1000; ++i) {
-        if (!tx.send(counted(i))) return;  // receiver gone: the value came back and died
+        if (!sender.send(counted(i))) return;  // receiver gone: the value came back and died
       }
     });
     for (int i = 0; i < 300; ++i) ASSERT_EQ(rx.recv()->value(), i);
@@ -348,7 +345,7 @@ TYPED_TEST(conformance, non_default_constructible_non_assignable_values) {
     int v;
   };
   auto [tx, rx] = TypeParam::template make<pinned_value>();
-  std::jthread t([tx = std::move(tx)] { ASSERT_TRUE(tx.send(pinned_value(3)).has_value()); });
+  std::jthread t([sender = std::move(tx)] { ASSERT_TRUE(sender.send(pinned_value(3)).has_value()); });
   EXPECT_EQ(rx.recv()->v, 3);
   for (auto&& p : rx) {
     ADD_FAILURE() << p.v;

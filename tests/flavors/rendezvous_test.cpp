@@ -30,7 +30,7 @@ TEST(rendezvous, try_send_without_waiting_receiver_is_full) {
 
 TEST(rendezvous, try_send_succeeds_when_receiver_waits) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
-  std::jthread receiver([rx = std::move(rx)]() mutable { EXPECT_EQ(*rx.recv(), 7); });
+  std::jthread consumer([receiver = std::move(rx)]() mutable { EXPECT_EQ(*receiver.recv(), 7); });
   // Retry until the receiver is parked in recv(): then try_send must succeed.
   int value = 7;
   for (;;) {
@@ -44,8 +44,8 @@ TEST(rendezvous, try_send_succeeds_when_receiver_waits) {
 TEST(rendezvous, try_recv_takes_from_blocked_sender) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
   std::atomic<bool> done{false};
-  std::jthread sender([&, tx = tx] {
-    ASSERT_TRUE(tx.send(5).has_value());
+  std::jthread producer([&, sender = tx] {
+    ASSERT_TRUE(sender.send(5).has_value());
     done = true;
   });
   std::expected<int, sluice::try_recv_error> r;
@@ -54,13 +54,13 @@ TEST(rendezvous, try_recv_takes_from_blocked_sender) {
     r = rx.try_recv();
   } while (!r && r.error() == sluice::try_recv_error::empty);
   EXPECT_EQ(*r, 5);
-  sender.join();
+  producer.join();
   EXPECT_TRUE(done.load());
 }
 
 TEST(rendezvous, zero_recv_timeout_takes_from_blocked_sender) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
-  std::jthread sender([tx = tx] { ASSERT_TRUE(tx.send(6).has_value()); });
+  std::jthread producer([sender = tx] { ASSERT_TRUE(sender.send(6).has_value()); });
   std::expected<int, sluice::recv_timeout_error> r;
   do {
     std::this_thread::sleep_for(1ms);
@@ -72,14 +72,14 @@ TEST(rendezvous, zero_recv_timeout_takes_from_blocked_sender) {
 TEST(rendezvous, send_completes_only_when_received) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
   std::atomic<bool> sent{false};
-  std::jthread sender([&, tx = tx] {
-    ASSERT_TRUE(tx.send(1).has_value());
+  std::jthread producer([&, sender = tx] {
+    ASSERT_TRUE(sender.send(1).has_value());
     sent = true;
   });
   std::this_thread::sleep_for(30ms);
   EXPECT_FALSE(sent.load());
   EXPECT_EQ(*rx.recv(), 1);
-  sender.join();
+  producer.join();
   EXPECT_TRUE(sent.load());
 }
 
@@ -93,9 +93,9 @@ TEST(rendezvous, send_timeout_without_receiver_returns_value) {
 
 TEST(rendezvous, receiver_drop_wakes_blocked_sender_with_value) {
   auto [tx, rx] = sluice::sync_channel<std::unique_ptr<int>>(0);
-  std::jthread dropper([rx = std::move(rx)]() mutable {
+  std::jthread dropper([receiver = std::move(rx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    rx = {};
+    receiver = {};
   });
   auto r = tx.send(std::make_unique<int>(4));
   ASSERT_FALSE(r.has_value());

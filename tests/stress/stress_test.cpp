@@ -22,10 +22,7 @@ using sluice_test::leak_check;
 template <class F>
 class stress : public ::testing::Test {};
 
-using all_flavors = ::testing::Types<sluice_test::unbounded, sluice_test::rendezvous,
-                                     sluice_test::bounded1, sluice_test::bounded4,
-                                     sluice_test::bounded_large>;
-TYPED_TEST_SUITE(stress, all_flavors, sluice_test::flavor_name);
+TYPED_TEST_SUITE(stress, sluice_test::all_flavors, sluice_test::flavor_name);
 
 namespace {
 constexpr std::int64_t encode(std::int64_t producer, std::int64_t seq) {
@@ -70,12 +67,12 @@ TYPED_TEST(stress, receiver_drop_races_with_producers) {
     std::atomic<std::int64_t> accepted{0};
     std::atomic<std::int64_t> returned{0};
     std::int64_t received = 0;
-    const std::int64_t per = 500;
+    constexpr std::int64_t per = 500;
     {
       auto [tx, rx] = TypeParam::template make<counted>();
       std::vector<std::jthread> threads;
       for (int p = 0; p < 4; ++p) {
-        threads.emplace_back([sender = tx, &accepted, &returned, per] {
+        threads.emplace_back([sender = tx, &accepted, &returned] {
           for (std::int64_t i = 0; i < per; ++i) {
             auto r = sender.send(counted(i));
             if (r) {

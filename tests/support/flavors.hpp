@@ -3,6 +3,8 @@
 
 #include <sluice/sluice.hpp>
 
+#include <gtest/gtest.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -54,6 +56,9 @@ struct bounded_large {
   template <class T>
   static auto make() { return sluice::sync_channel<T>(5000); }
 };
+
+// Every flavor, for typed test suites.
+using all_flavors = ::testing::Types<unbounded, rendezvous, bounded1, bounded4, bounded_large>;
 
 struct flavor_name {
   template <class F>

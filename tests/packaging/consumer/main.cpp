@@ -5,7 +5,7 @@
 
 int main() {
   auto [tx, rx] = sluice::sync_channel<int>(1);
-  std::jthread producer([tx = std::move(tx)] { (void)tx.send(41); });
+  std::jthread producer([sender = std::move(tx)] { (void)sender.send(41); });
   auto r = rx.recv();
   return r && *r == 41 ? 0 : 1;
 }
