@@ -1,0 +1,217 @@
+// Go channels in the benchmark matrix. Producers and consumers are
+// goroutines (GOMAXPROCS defaults to the number of CPUs), which is how Go
+// programs use channels; the C++ and Rust peers use OS threads. Same rows,
+// counts and CSV output: row,flavor,peer,run,value,unit.
+//
+// Go has no unbounded channel: the unbounded rows use a channel buffered to
+// the message count, the closest Go can express (noted in the table).
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+type config struct {
+	messages, small, runs, capN, rtts, burst, idle int
+}
+
+var flavors = []string{"unbounded", "bounded0", "bounded1", "boundedN"}
+
+func capFor(c config, f string) int {
+	switch f {
+	case "bounded0":
+		return 0
+	case "bounded1":
+		return 1
+	default:
+		return c.capN
+	}
+}
+
+func countFor(c config, f string) int {
+	if f == "bounded0" || f == "bounded1" {
+		return c.small
+	}
+	return c.messages
+}
+
+func report(row, fl string, run int, v float64, unit string) {
+	fmt.Printf("%s,%s,go,%d,%.3f,%s\n", row, fl, run, v, unit)
+}
+
+func progress(row, fl string) { fmt.Fprintf(os.Stderr, "  %-10s %-14s %s\n", "go", row, fl) }
+
+func seq(c config, f string) float64 {
+	n := countFor(c, f)
+	ch := make(chan int, capFor(c, f))
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		ch <- i
+	}
+	for i := 0; i < n; i++ {
+		<-ch
+	}
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+func mpscRun[T any](c config, f string, producers int, mk func(int) T) float64 {
+	n := countFor(c, f) / producers * producers
+	ch := make(chan T, capFor(c, f))
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/producers; i++ {
+				ch <- mk(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-ch
+	}
+	wg.Wait()
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+func pingPong(c config, f string) []float64 {
+	n := c.rtts
+	a := make(chan int, capFor(c, f))
+	b := make(chan int, capFor(c, f))
+	go func() {
+		for i := 0; i < n; i++ {
+			b <- <-a
+		}
+	}()
+	rtt := make([]float64, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		a <- i
+		<-b
+		rtt[i] = float64(time.Since(t0).Nanoseconds())
+	}
+	sort.Float64s(rtt)
+	return rtt
+}
+
+func repeat(c config, row, fl, unit string, m func() float64) {
+	progress(row, fl)
+	for r := 0; r < c.runs; r++ {
+		report(row, fl, r, m(), unit)
+	}
+}
+
+func rss() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, res float64
+	fmt.Sscan(string(b), &size, &res)
+	return res * 4096
+}
+
+func memory(c config, mode string) {
+	var ms runtime.MemStats
+	switch mode {
+	case "empty":
+		for _, f := range flavors {
+			capacity := capFor(c, f)
+			name := f
+			if f == "boundedN" {
+				capacity, name = 1024, "bounded1024"
+			}
+			if f == "unbounded" {
+				continue // Go has no unbounded channel
+			}
+			const k = 1000
+			keep := make([]chan int, k)
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			before := ms.HeapAlloc
+			for i := range keep {
+				keep[i] = make(chan int, capacity)
+			}
+			runtime.ReadMemStats(&ms)
+			report("mem_empty", name, 0, float64(ms.HeapAlloc-before)/k, "bytes")
+			runtime.KeepAlive(keep)
+		}
+	case "idle":
+		keep := make([]chan int, c.idle)
+		before := rss()
+		for i := range keep {
+			keep[i] = make(chan int, 1024)
+		}
+		report("mem_idle_x100k", "bounded1024", 0, (rss()-before)/float64(c.idle), "bytes/chan")
+		runtime.KeepAlive(keep)
+	}
+}
+
+func main() {
+	c := config{messages: 200000, small: 10000, runs: 5, rtts: 5000, burst: 10000000, idle: 100000}
+	for _, a := range os.Args[1:] {
+		switch a {
+		case "--smoke":
+			c = config{messages: 2000, small: 200, runs: 1, rtts: 200, burst: 100000, idle: 1000}
+		case "--full":
+			c.messages, c.small, c.runs, c.rtts = 1000000, 50000, 7, 20000
+		}
+	}
+	c.capN = c.messages
+	for i, a := range os.Args {
+		if a == "--memory" && i+1 < len(os.Args) {
+			memory(c, os.Args[i+1])
+			return
+		}
+	}
+	for _, a := range os.Args[1:] {
+		if a == "--pinned" { // run under `taskset -c 0`: only the pinned ping-pong rows
+			for _, f := range []string{"bounded0", "bounded1"} {
+				progress("pingpong_pinned", f)
+				for r := 0; r < c.runs; r++ {
+					rtt := pingPong(c, f)
+					report("pingpong_pinned_p50", f, r, rtt[len(rtt)/2], "ns/rtt")
+					report("pingpong_pinned_p99", f, r, rtt[len(rtt)*99/100], "ns/rtt")
+				}
+			}
+			return
+		}
+	}
+	for _, f := range flavors {
+		if f == "unbounded" || f == "boundedN" {
+			repeat(c, "seq", f, "ns/msg", func() float64 { return seq(c, f) })
+		}
+		repeat(c, "spsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 1, func(i int) int { return i }) })
+		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 4, func(i int) int { return i }) })
+	}
+	for _, f := range []string{"bounded0", "bounded1"} {
+		progress("pingpong", f)
+		for r := 0; r < c.runs; r++ {
+			rtt := pingPong(c, f)
+			report("pingpong_p50", f, r, rtt[len(rtt)/2], "ns/rtt")
+			report("pingpong_p99", f, r, rtt[len(rtt)*99/100], "ns/rtt")
+		}
+	}
+	for _, f := range []string{"unbounded", "boundedN"} {
+		for _, p := range []int{1, 4, 16, 64} {
+			repeat(c, fmt.Sprintf("mpsc_x%d", p), f, "ns/msg", func() float64 {
+				return mpscRun(c, f, p, func(i int) int { return i })
+			})
+		}
+	}
+	repeat(c, "payload_8B", "boundedN", "ns/msg", func() float64 {
+		return mpscRun(c, "boundedN", 1, func(i int) [8]byte { return [8]byte{byte(i)} })
+	})
+	repeat(c, "payload_64B", "boundedN", "ns/msg", func() float64 {
+		return mpscRun(c, "boundedN", 1, func(i int) [64]byte { return [64]byte{byte(i)} })
+	})
+	repeat(c, "payload_1KiB", "boundedN", "ns/msg", func() float64 {
+		return mpscRun(c, "boundedN", 1, func(i int) [1024]byte { return [1024]byte{byte(i)} })
+	})
+}

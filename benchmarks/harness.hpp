@@ -1,0 +1,301 @@
+// The benchmark workloads, written once for every C++ peer.
+//
+// A peer is an adaptor with:
+//   static constexpr const char* name;
+//   static bool supports(flavor f);                 // can it express this flavor?
+//   template <class T> static auto make(flavor f);  // -> std::pair<Tx, Rx>
+//   send(tx, T&&); T recv(rx);                      // blocking
+// Every measurement prints one CSV line: row,flavor,peer,run,value,unit.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#  include <sched.h>
+#  include <unistd.h>
+#endif
+
+namespace bench {
+
+enum class flavor { unbounded, bounded0, bounded1, boundedN };
+
+inline const char* flavor_name(flavor f) {
+  switch (f) {
+    case flavor::unbounded: return "unbounded";
+    case flavor::bounded0: return "bounded0";
+    case flavor::bounded1: return "bounded1";
+    case flavor::boundedN: return "boundedN";
+  }
+  return "?";
+}
+
+struct config {
+  std::size_t messages = 200'000;  // per row for unbounded / boundedN
+  std::size_t small_messages = 10'000;  // per row for bounded0 / bounded1
+  int runs = 5;
+  std::size_t capacity_n = 0;  // bounded(N); crossbeam's suite uses N = messages
+  std::size_t latency_round_trips = 5'000;
+  std::size_t burst = 10'000'000;
+  std::size_t idle_channels = 100'000;
+};
+
+inline config parse(int argc, char** argv) {
+  config c;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--smoke") == 0) {
+      c.messages = 2'000;
+      c.small_messages = 200;
+      c.runs = 1;
+      c.latency_round_trips = 200;
+      c.burst = 100'000;
+      c.idle_channels = 1'000;
+    } else if (std::strcmp(argv[i], "--full") == 0) {
+      c.messages = 1'000'000;
+      c.small_messages = 50'000;
+      c.runs = 7;
+      c.latency_round_trips = 20'000;
+    }
+  }
+  c.capacity_n = c.messages;
+  return c;
+}
+
+inline std::size_t count_for(const config& c, flavor f) {
+  return f == flavor::bounded0 || f == flavor::bounded1 ? c.small_messages : c.messages;
+}
+
+inline void report(const char* row, const char* fl, const char* peer, int run, double value,
+                   const char* unit) {
+  std::printf("%s,%s,%s,%d,%.3f,%s\n", row, fl, peer, run, value, unit);
+  std::fflush(stdout);
+}
+
+inline void progress(const char* peer, const char* row, const char* fl) {
+  std::fprintf(stderr, "  %-10s %-14s %s\n", peer, row, fl);
+}
+
+using clk = std::chrono::steady_clock;
+inline double ns_since(clk::time_point t0) {
+  return std::chrono::duration<double, std::nano>(clk::now() - t0).count();
+}
+
+inline bool pin_to_cpu0() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+#else
+  return false;
+#endif
+}
+
+inline long rss_bytes() {
+#if defined(__linux__)
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+#else
+  return 0;
+#endif
+}
+
+// --- throughput rows -----------------------------------------------------------
+
+// seq: one thread sends everything, then receives everything (buffered only).
+template <class P>
+double seq(const config& c, flavor f) {
+  const std::size_t n = count_for(c, f);
+  auto [tx, rx] = P::template make<std::size_t>(f, c);
+  const auto t0 = clk::now();
+  for (std::size_t i = 0; i < n; ++i) P::send(tx, std::size_t{i});
+  for (std::size_t i = 0; i < n; ++i) (void)P::recv(rx);
+  return ns_since(t0) / static_cast<double>(n);
+}
+
+// producers threads send n messages in total to one consumer (this thread).
+template <class P, class T = std::size_t>
+double mpsc(const config& c, flavor f, std::size_t producers) {
+  const std::size_t n = count_for(c, f) / producers * producers;
+  auto [tx, rx] = P::template make<T>(f, c);
+  const auto t0 = clk::now();
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t p = 0; p < producers; ++p) {
+      threads.emplace_back([&tx = tx, n, producers] {
+        for (std::size_t i = 0; i < n / producers; ++i) P::send(tx, T(i));
+      });
+    }
+    for (std::size_t i = 0; i < n; ++i) (void)P::recv(rx);
+  }
+  return ns_since(t0) / static_cast<double>(n);
+}
+
+// Ping-pong over two channels; returns the round-trip times in ns.
+template <class P>
+std::vector<double> ping_pong(const config& c, flavor f, bool pinned) {
+  const std::size_t n = c.latency_round_trips;
+  auto [a_tx, a_rx] = P::template make<std::size_t>(f, c);
+  auto [b_tx, b_rx] = P::template make<std::size_t>(f, c);
+  std::vector<double> rtt(n);
+  std::jthread echo([&] {
+    if (pinned) pin_to_cpu0();
+    for (std::size_t i = 0; i < n; ++i) P::send(b_tx, P::recv(a_rx));
+  });
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto t0 = clk::now();
+    P::send(a_tx, std::size_t{i});
+    (void)P::recv(b_rx);
+    rtt[i] = ns_since(t0);
+  }
+  std::sort(rtt.begin(), rtt.end());
+  return rtt;
+}
+
+// Inline payload of N bytes, moved by value (the 8/64/1024-byte rows).
+template <std::size_t Bytes>
+struct inline_payload {
+  explicit inline_payload(std::size_t v) { std::memcpy(data.data(), &v, std::min(Bytes, sizeof v)); }
+  inline_payload(inline_payload&&) noexcept = default;
+  inline_payload& operator=(inline_payload&&) noexcept = default;
+  inline_payload(const inline_payload&) = delete;
+  std::array<std::byte, Bytes> data;
+};
+
+template <class F>
+void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
+            F measure) {
+  progress(peer, row, fl);
+  for (int r = 0; r < c.runs; ++r) report(row, fl, peer, r, measure(), unit);
+}
+
+// Runs every throughput and latency row this peer can express.
+template <class P>
+void run_all(const config& c) {
+  const flavor all[] = {flavor::unbounded, flavor::bounded0, flavor::bounded1, flavor::boundedN};
+  for (flavor f : all) {
+    if (!P::supports(f)) continue;
+    const char* fl = flavor_name(f);
+    if (f == flavor::unbounded || f == flavor::boundedN) {
+      repeat(c, P::name, "seq", fl, "ns/msg", [&] { return seq<P>(c, f); });
+    }
+    repeat(c, P::name, "spsc", fl, "ns/msg", [&] { return mpsc<P>(c, f, 1); });
+    repeat(c, P::name, "mpsc", fl, "ns/msg", [&] { return mpsc<P>(c, f, 4); });
+  }
+  for (flavor f : {flavor::bounded0, flavor::bounded1}) {
+    if (!P::supports(f)) continue;
+    for (bool pinned : {false, true}) {
+      const char* row = pinned ? "pingpong_pinned" : "pingpong";
+      progress(P::name, row, flavor_name(f));
+      for (int r = 0; r < c.runs; ++r) {
+        std::vector<double> rtt;
+        if (pinned) {
+          // Both threads on CPU 0: pin this thread, the echo thread pins itself.
+          std::jthread runner([&] {
+            pin_to_cpu0();
+            rtt = ping_pong<P>(c, f, true);
+          });
+        } else {
+          rtt = ping_pong<P>(c, f, false);
+        }
+        std::string p50 = std::string(row) + "_p50";
+        std::string p99 = std::string(row) + "_p99";
+        report(p50.c_str(), flavor_name(f), P::name, r, rtt[rtt.size() / 2], "ns/rtt");
+        report(p99.c_str(), flavor_name(f), P::name, r, rtt[rtt.size() * 99 / 100], "ns/rtt");
+      }
+    }
+  }
+  for (flavor f : {flavor::unbounded, flavor::boundedN}) {
+    if (!P::supports(f)) continue;
+    for (std::size_t producers : {1u, 4u, 16u, 64u}) {
+      const std::string row = "mpsc_x" + std::to_string(producers);
+      repeat(c, P::name, row.c_str(), flavor_name(f), "ns/msg",
+             [&] { return mpsc<P>(c, f, producers); });
+    }
+  }
+  if (P::supports(flavor::boundedN)) {
+    repeat(c, P::name, "payload_8B", "boundedN", "ns/msg",
+           [&] { return mpsc<P, inline_payload<8>>(c, flavor::boundedN, 1); });
+    repeat(c, P::name, "payload_64B", "boundedN", "ns/msg",
+           [&] { return mpsc<P, inline_payload<64>>(c, flavor::boundedN, 1); });
+    repeat(c, P::name, "payload_1KiB", "boundedN", "ns/msg",
+           [&] { return mpsc<P, inline_payload<1024>>(c, flavor::boundedN, 1); });
+  }
+}
+
+// --- memory rows -------------------------------------------------------------
+// Heap bytes are counted by the global operator new of the benchmark binary
+// (count_allocations.hpp); resident memory is read from /proc.
+
+#ifdef BENCH_COUNT_ALLOCATIONS
+std::size_t heap_in_use();  // defined by count_allocations.hpp
+#else
+inline std::size_t heap_in_use() { return 0; }  // memory rows use the _mem binaries
+#endif
+
+template <class P>
+void run_memory(const config& c, const char* mode) {
+  if (std::strcmp(mode, "empty") == 0) {
+    for (flavor f : {flavor::unbounded, flavor::bounded0, flavor::bounded1, flavor::boundedN}) {
+      if (!P::supports(f)) continue;
+      config one = c;
+      one.capacity_n = 1024;
+      const std::size_t before = heap_in_use();
+      auto ch = P::template make<std::size_t>(f, one);
+      report("mem_empty", f == flavor::boundedN ? "bounded1024" : flavor_name(f), P::name, 0,
+             static_cast<double>(heap_in_use() - before), "bytes");
+    }
+  } else if (std::strcmp(mode, "idle") == 0 && P::supports(flavor::boundedN)) {
+    config one = c;
+    one.capacity_n = 1024;
+    using pair_t = decltype(P::template make<std::size_t>(flavor::boundedN, one));
+    std::vector<std::unique_ptr<pair_t>> keep;
+    keep.reserve(c.idle_channels);
+    const long before = rss_bytes();
+    for (std::size_t i = 0; i < c.idle_channels; ++i) {
+      keep.push_back(std::make_unique<pair_t>(P::template make<std::size_t>(flavor::boundedN, one)));
+    }
+    report("mem_idle_x100k", "bounded1024", P::name, 0,
+           static_cast<double>(rss_bytes() - before) / static_cast<double>(c.idle_channels),
+           "bytes/chan");
+  } else if (std::strcmp(mode, "burst") == 0 && P::supports(flavor::unbounded)) {
+    auto [tx, rx] = P::template make<std::size_t>(flavor::unbounded, c);
+    const long before = rss_bytes();
+    for (std::size_t i = 0; i < c.burst; ++i) P::send(tx, std::size_t{i});
+    const long peak = rss_bytes();
+    for (std::size_t i = 0; i < c.burst; ++i) (void)P::recv(rx);
+    const long after = rss_bytes();
+    report("mem_burst_peak", "unbounded", P::name, 0, static_cast<double>(peak - before), "bytes");
+    report("mem_burst_after_drain", "unbounded", P::name, 0, static_cast<double>(after - before),
+           "bytes");
+  }
+}
+
+// main() for a C++ peer: `prog [--quick|--full|--smoke] [--memory empty|idle|burst]`.
+template <class P>
+int main_for(int argc, char** argv) {
+  const config c = parse(argc, argv);
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--memory") == 0) {
+      run_memory<P>(c, argv[i + 1]);
+      return 0;
+    }
+  }
+  run_all<P>(c);
+  return 0;
+}
+
+}  // namespace bench
