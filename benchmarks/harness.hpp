@@ -168,11 +168,12 @@ std::vector<double> ping_pong(const config& c, flavor f, bool pinned) {
 // Inline payload of N bytes, moved by value (the 8/64/1024-byte rows).
 template <std::size_t Bytes>
 struct inline_payload {
+  inline_payload() = default;  // Asio's channel needs it to report cancellations
   explicit inline_payload(std::size_t v) { std::memcpy(data.data(), &v, std::min(Bytes, sizeof v)); }
   inline_payload(inline_payload&&) noexcept = default;
   inline_payload& operator=(inline_payload&&) noexcept = default;
   inline_payload(const inline_payload&) = delete;
-  std::array<std::byte, Bytes> data;
+  std::array<std::byte, Bytes> data{};
 };
 
 template <class F>

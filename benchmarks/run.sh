@@ -46,6 +46,9 @@ run() {  # run <label> <command...>: appends its CSV lines to raw.csv
   "$@" >> "$raw"
 }
 for p in "${cpp_peers[@]}"; do run "$p" "$bin/bench_$p" $flag; done
+# Asio runs coroutines on a 2-thread pool; its pinned rows need the whole
+# process on one CPU, like Go's.
+if [ -x "$bin/bench_asio" ]; then run "asio (pinned to CPU 0)" taskset -c 0 "$bin/bench_asio" $flag --pinned; fi
 [ $have_rust = 1 ] && run rust-std "$out/bench_rust" $flag
 [ $have_go = 1 ] && run go "$out/bench_go" $flag
 [ $have_go = 1 ] && run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
