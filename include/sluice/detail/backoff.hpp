@@ -13,6 +13,12 @@
 
 #include <sluice/config.hpp>
 
+// Microseconds a waiter yields before it parks (see backoff::yield_budget).
+#ifndef SLUICE_YIELD_BUDGET_US
+#  define SLUICE_YIELD_BUDGET_US 100
+#endif
+
+#include <chrono>
 #include <thread>
 
 #if defined(__linux__)
@@ -49,12 +55,17 @@ inline bool can_run_in_parallel() noexcept {
 
 class backoff {
  public:
-  // Steps 0..spin_limit spin 2^step pauses each; later steps yield the CPU.
+  // Steps 0..spin_limit spin 2^step pauses each; later steps yield.
   static constexpr unsigned spin_limit = 6;
-  // Steps past spin_limit and up to yield_limit yield; after it, park.
-  static constexpr unsigned yield_limit = SLUICE_TSAN ? 8 : 16;
+  // How long the yielding phase lasts before the waiter should park. It is
+  // longer than the ~26 us a futex wake of a sleeping vCPU takes on virtual
+  // machines: a waiter whose partner was just woken keeps running until the
+  // partner is back, so two threads fall into a hand-off without system
+  // calls instead of waking each other every message.
+  static constexpr std::chrono::microseconds yield_budget{SLUICE_TSAN ? 20 : SLUICE_YIELD_BUDGET_US};
 
-  // Short exponential spin for retrying a contended CAS: never yields.
+  // Short exponential spin for retrying a contended CAS: never yields
+  // (unless spinning is pointless, see can_run_in_parallel()).
   void spin() noexcept {
     if (!can_run_in_parallel()) {
       std::this_thread::yield();
@@ -69,20 +80,29 @@ class backoff {
   void snooze() noexcept {
     if (step_ <= spin_limit && can_run_in_parallel()) {
       for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
-    } else {
-      std::this_thread::yield();
+      ++step_;
+      return;
     }
-    if (step_ <= yield_limit) ++step_;
+    if (step_ <= spin_limit) step_ = spin_limit + 1;
+    if (!yielding_) {
+      yielding_ = true;
+      yield_start_ = std::chrono::steady_clock::now();
+    }
+    std::this_thread::yield();
   }
 
   // True once the spinning steps are used up (snooze() would yield next).
   [[nodiscard]] bool is_spin_completed() const noexcept { return step_ > spin_limit; }
 
   // True once waiting longer should park the thread instead of burning CPU.
-  [[nodiscard]] bool is_completed() const noexcept { return step_ > yield_limit; }
+  [[nodiscard]] bool is_completed() const noexcept {
+    return yielding_ && std::chrono::steady_clock::now() - yield_start_ >= yield_budget;
+  }
 
  private:
   unsigned step_ = 0;
+  bool yielding_ = false;
+  std::chrono::steady_clock::time_point yield_start_{};
 };
 
 }  // namespace sluice::detail
