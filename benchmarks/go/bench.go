@@ -48,8 +48,8 @@ func progress(row, fl string) { fmt.Fprintf(os.Stderr, "  %-10s %-14s %s\n", "go
 
 func seq(c config, f string) float64 {
 	n := countFor(c, f)
+	t0 := time.Now() // creation is timed too, as in crossbeam's suite
 	ch := make(chan int, capFor(c, f))
-	t0 := time.Now()
 	for i := 0; i < n; i++ {
 		ch <- i
 	}
@@ -61,8 +61,8 @@ func seq(c config, f string) float64 {
 
 func mpscRun[T any](c config, f string, producers int, mk func(int) T) float64 {
 	n := countFor(c, f) / producers * producers
+	t0 := time.Now() // creation is timed too, as in crossbeam's suite
 	ch := make(chan T, capFor(c, f))
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
 		wg.Add(1)

@@ -48,8 +48,8 @@ fn progress(row: &str, fl: &str) { eprintln!("  {:<10} {:<14} {}", "rust-std", r
 
 fn seq(c: &Config, f: Flavor) -> f64 {
     let n = count_for(c, f);
+    let t0 = Instant::now(); // creation is timed too, as in crossbeam's suite
     let (tx, rx) = make::<usize>(f, c);
-    let t0 = Instant::now();
     for i in 0..n { tx.send(i); }
     for _ in 0..n { rx.recv().unwrap(); }
     t0.elapsed().as_nanos() as f64 / n as f64
@@ -57,8 +57,8 @@ fn seq(c: &Config, f: Flavor) -> f64 {
 
 fn mpsc_run<T: Send + 'static>(c: &Config, f: Flavor, producers: usize, mk: fn(usize) -> T) -> f64 {
     let n = count_for(c, f) / producers * producers;
+    let t0 = Instant::now(); // creation is timed too, as in crossbeam's suite
     let (tx, rx) = make::<T>(f, c);
-    let t0 = Instant::now();
     let mut hs = Vec::new();
     for _ in 0..producers {
         let tx = tx.clone();
