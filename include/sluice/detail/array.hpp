@@ -317,15 +317,18 @@ class array_channel {
     head_.value.store(head, std::memory_order_release);
   }
 
+  cache_padded<std::atomic<std::size_t>> head_;  // receiver-owned
+  cache_padded<std::atomic<std::size_t>> tail_;  // senders
+
+  // Read-mostly fields share the last cache line: constants read by every
+  // operation, and the wait queues, whose emptiness hints are read by every
+  // operation and written only when someone blocks.
   std::size_t cap_;
   std::size_t mark_bit_ = 0;
   std::size_t one_lap_ = 0;
   unsigned seg_shift_ = 0;
   std::size_t seg_count_ = 0;
   std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
-
-  cache_padded<std::atomic<std::size_t>> head_;  // receiver-owned
-  cache_padded<std::atomic<std::size_t>> tail_;  // senders
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any
 };

@@ -355,11 +355,13 @@ class list_channel {
     blocks_.release(spare_.exchange(b, std::memory_order_acq_rel));
   }
 
-  block_source<block> blocks_;     // where blocks come from and go back to
   cache_padded<position> head_;    // receiver-owned (the first sender sets blk once)
   cache_padded<position> tail_;    // senders
+  // Cold fields share the last cache line: read by senders on each send
+  // (receivers_'s emptiness hint) or touched once per block.
   wait_queue receivers_;           // the blocked receiver, if any
   std::atomic<block*> spare_{nullptr};  // one drained block kept for reuse
+  block_source<block> blocks_;     // where blocks come from and go back to
 };
 
 }  // namespace sluice::detail
