@@ -100,17 +100,23 @@ double seq(const bench::config& c) {
 
 constexpr const char* peer = "asio";
 
+// p50 and p99 round trips on both hand-off flavors, as row_p50 / row_p99.
+void ping_pong_rows(const bench::config& c, const std::string& row) {
+  for (bench::flavor f : {bench::flavor::bounded0, bench::flavor::bounded1}) {
+    bench::progress(peer, row.c_str(), bench::flavor_name(f));
+    for (int r = 0; r < c.runs; ++r) {
+      const auto rtt = ping_pong(c, f);
+      bench::report((row + "_p50").c_str(), bench::flavor_name(f), peer, r, rtt[rtt.size() / 2], "ns/rtt");
+      bench::report((row + "_p99").c_str(), bench::flavor_name(f), peer, r, rtt[rtt.size() * 99 / 100],
+                    "ns/rtt");
+    }
+  }
+}
+
 void run_all(const bench::config& c, bool pinned_only) {
   using bench::flavor;
   if (pinned_only) {  // run under `taskset -c 0`
-    for (flavor f : {flavor::bounded0, flavor::bounded1}) {
-      bench::progress(peer, "pingpong_pinned", bench::flavor_name(f));
-      for (int r = 0; r < c.runs; ++r) {
-        const auto rtt = ping_pong(c, f);
-        bench::report("pingpong_pinned_p50", bench::flavor_name(f), peer, r, rtt[rtt.size() / 2], "ns/rtt");
-        bench::report("pingpong_pinned_p99", bench::flavor_name(f), peer, r, rtt[rtt.size() * 99 / 100], "ns/rtt");
-      }
-    }
+    ping_pong_rows(c, "pingpong_pinned");
     return;
   }
   bench::repeat(c, peer, "seq", "boundedN", "ns/msg", [&] { return seq(c); });
@@ -118,14 +124,7 @@ void run_all(const bench::config& c, bool pinned_only) {
     bench::repeat(c, peer, "spsc", bench::flavor_name(f), "ns/msg", [&] { return asio_mpsc(c, f, 1); });
     bench::repeat(c, peer, "mpsc", bench::flavor_name(f), "ns/msg", [&] { return asio_mpsc(c, f, 4); });
   }
-  for (flavor f : {flavor::bounded0, flavor::bounded1}) {
-    bench::progress(peer, "pingpong", bench::flavor_name(f));
-    for (int r = 0; r < c.runs; ++r) {
-      const auto rtt = ping_pong(c, f);
-      bench::report("pingpong_p50", bench::flavor_name(f), peer, r, rtt[rtt.size() / 2], "ns/rtt");
-      bench::report("pingpong_p99", bench::flavor_name(f), peer, r, rtt[rtt.size() * 99 / 100], "ns/rtt");
-    }
-  }
+  ping_pong_rows(c, "pingpong");
   for (std::size_t p : {1u, 4u, 16u, 64u}) {
     const std::string row = "mpsc_x" + std::to_string(p);
     bench::repeat(c, peer, row.c_str(), "boundedN", "ns/msg", [&] { return asio_mpsc(c, flavor::boundedN, p); });

@@ -100,6 +100,18 @@ func pingPong(c config, f string) []float64 {
 	return rtt
 }
 
+// pingPongRows reports p50 and p99 round trips on both hand-off flavors.
+func pingPongRows(c config, row string) {
+	for _, f := range []string{"bounded0", "bounded1"} {
+		progress(row, f)
+		for r := 0; r < c.runs; r++ {
+			rtt := pingPong(c, f)
+			report(row+"_p50", f, r, rtt[len(rtt)/2], "ns/rtt")
+			report(row+"_p99", f, r, rtt[len(rtt)*99/100], "ns/rtt")
+		}
+	}
+}
+
 func repeat(c config, row, fl, unit string, m func() float64) {
 	progress(row, fl)
 	for r := 0; r < c.runs; r++ {
@@ -172,14 +184,7 @@ func main() {
 	}
 	for _, a := range os.Args[1:] {
 		if a == "--pinned" { // run under `taskset -c 0`: only the pinned ping-pong rows
-			for _, f := range []string{"bounded0", "bounded1"} {
-				progress("pingpong_pinned", f)
-				for r := 0; r < c.runs; r++ {
-					rtt := pingPong(c, f)
-					report("pingpong_pinned_p50", f, r, rtt[len(rtt)/2], "ns/rtt")
-					report("pingpong_pinned_p99", f, r, rtt[len(rtt)*99/100], "ns/rtt")
-				}
-			}
+			pingPongRows(c, "pingpong_pinned")
 			return
 		}
 	}
@@ -190,14 +195,7 @@ func main() {
 		repeat(c, "spsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 1, func(i int) int { return i }) })
 		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 4, func(i int) int { return i }) })
 	}
-	for _, f := range []string{"bounded0", "bounded1"} {
-		progress("pingpong", f)
-		for r := 0; r < c.runs; r++ {
-			rtt := pingPong(c, f)
-			report("pingpong_p50", f, r, rtt[len(rtt)/2], "ns/rtt")
-			report("pingpong_p99", f, r, rtt[len(rtt)*99/100], "ns/rtt")
-		}
-	}
+	pingPongRows(c, "pingpong")
 	for _, f := range []string{"unbounded", "boundedN"} {
 		for _, p := range []int{1, 4, 16, 64} {
 			repeat(c, fmt.Sprintf("mpsc_x%d", p), f, "ns/msg", func() float64 {
