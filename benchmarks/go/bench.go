@@ -3,8 +3,9 @@
 // programs use channels; the C++ and Rust peers use OS threads. Same rows,
 // counts and CSV output: row,flavor,peer,run,value,unit.
 //
-// Go has no unbounded channel: the unbounded rows use a channel buffered to
-// the message count, the closest Go can express (noted in the table).
+// Go has no unbounded channel, so no unbounded row is measured here (the
+// table shows n/a, as crossbeam's suite does for Go). Go has select, so the
+// select_rx and select_both rows are measured as in crossbeam's go.go.
 package main
 
 import (
@@ -20,7 +21,10 @@ type config struct {
 	messages, small, runs, capN, rtts, burst, idle int
 }
 
-var flavors = []string{"unbounded", "bounded0", "bounded1", "boundedN"}
+// The flavors Go can express; "unbounded" has no Go equivalent.
+var flavors = []string{"bounded0", "bounded1", "boundedN"}
+
+const threads = 4 // producers (and consumers for select_both), as in crossbeam's suite
 
 func capFor(c config, f string) int {
 	switch f {
@@ -75,6 +79,76 @@ func mpscRun[T any](c config, f string, producers int, mk func(int) T) float64 {
 	}
 	for i := 0; i < n; i++ {
 		<-ch
+	}
+	wg.Wait()
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+// selectRx: 4 producers, each on its own channel; one consumer selects over
+// the 4 receivers.
+func selectRx(c config, f string) float64 {
+	n := countFor(c, f) / threads * threads
+	t0 := time.Now()
+	var chans [threads]chan int
+	for i := range chans {
+		chans[i] = make(chan int, capFor(c, f))
+	}
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		wg.Add(1)
+		go func(ch chan int) {
+			defer wg.Done()
+			for i := 0; i < n/threads; i++ {
+				ch <- i
+			}
+		}(ch)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case <-chans[0]:
+		case <-chans[1]:
+		case <-chans[2]:
+		case <-chans[3]:
+		}
+	}
+	wg.Wait()
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+// selectBoth: 4 producers each select a send over the 4 channels, 4
+// consumers each select a receive over them.
+func selectBoth(c config, f string) float64 {
+	n := countFor(c, f) / threads * threads
+	t0 := time.Now()
+	var chans [threads]chan int
+	for i := range chans {
+		chans[i] = make(chan int, capFor(c, f))
+	}
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/threads; i++ {
+				select {
+				case chans[0] <- i:
+				case chans[1] <- i:
+				case chans[2] <- i:
+				case chans[3] <- i:
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/threads; i++ {
+				select {
+				case <-chans[0]:
+				case <-chans[1]:
+				case <-chans[2]:
+				case <-chans[3]:
+				}
+			}
+		}()
 	}
 	wg.Wait()
 	return float64(time.Since(t0).Nanoseconds()) / float64(n)
@@ -139,9 +213,6 @@ func memory(c config, mode string) {
 			if f == "boundedN" {
 				capacity, name = 1024, "bounded1024"
 			}
-			if f == "unbounded" {
-				continue // Go has no unbounded channel
-			}
 			const k = 1000
 			keep := make([]chan int, k)
 			runtime.GC()
@@ -189,19 +260,19 @@ func main() {
 		}
 	}
 	for _, f := range flavors {
-		if f == "unbounded" || f == "boundedN" {
+		if f == "boundedN" {
 			repeat(c, "seq", f, "ns/msg", func() float64 { return seq(c, f) })
 		}
 		repeat(c, "spsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 1, func(i int) int { return i }) })
-		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 4, func(i int) int { return i }) })
+		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, threads, func(i int) int { return i }) })
+		repeat(c, "select_rx", f, "ns/msg", func() float64 { return selectRx(c, f) })
+		repeat(c, "select_both", f, "ns/msg", func() float64 { return selectBoth(c, f) })
 	}
 	pingPongRows(c, "pingpong")
-	for _, f := range []string{"unbounded", "boundedN"} {
-		for _, p := range []int{1, 4, 16, 64} {
-			repeat(c, fmt.Sprintf("mpsc_x%d", p), f, "ns/msg", func() float64 {
-				return mpscRun(c, f, p, func(i int) int { return i })
-			})
-		}
+	for _, p := range []int{1, 4, 16, 64} {
+		repeat(c, fmt.Sprintf("mpsc_x%d", p), "boundedN", "ns/msg", func() float64 {
+			return mpscRun(c, "boundedN", p, func(i int) int { return i })
+		})
 	}
 	repeat(c, "payload_8B", "boundedN", "ns/msg", func() float64 {
 		return mpscRun(c, "boundedN", 1, func(i int) [8]byte { return [8]byte{byte(i)} })
