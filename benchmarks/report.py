@@ -22,15 +22,21 @@ ROWS = (["seq", "spsc", "mpsc", "select_rx", "select_both",
          "mpsc_x1", "mpsc_x4", "mpsc_x16", "mpsc_x64",
          "payload_8B", "payload_64B", "payload_1KiB",
          "mem_empty", "mem_idle_x100k", "mem_burst_peak", "mem_burst_after_drain"])
-PENDING = {"select_rx", "select_both"}
 
 # Why a peer has no number in a row it cannot express.
-NA = {
-    ("moodycamel", "bounded"): "moodycamel's queue has no bound and no rendezvous",
-    ("go", "unbounded"): "Go has no unbounded channel; its 'unbounded' rows use a buffer as large as the message count, and no burst row",
-    ("go", "pinned"): "",
-    ("asio", "unbounded"): "Asio's channel has no unbounded mode",
+WHY = {
+    "moodycamel-bounded": "moodycamel::BlockingConcurrentQueue has no bound and no rendezvous: only its unbounded rows exist",
+    "go-unbounded": "Go has no unbounded channel (a buffer as large as the message count would be a bounded(N) row)",
+    "asio-unbounded": "Asio's concurrent_channel has no unbounded mode (its capacity is fixed at construction)",
+    "rust-select": "std::sync::mpsc has no select (its unstable Select was removed from std)",
+    "moodycamel-select": "moodycamel's queue has no select",
+    "mutex-select": "the mutex+cv baseline has no select",
+    "asio-select": "Asio channels have no select: racing receives in a parallel_group cancels the losers, which is not a select and is not measured",
 }
+SELECT = {"select_rx", "select_both"}
+# One color per peer in every chart panel.
+COLORS = {"sluice": "#7b2fbf", "rust-std": "#e07b00", "go": "#29a8d9", "moodycamel": "#7f7f7f",
+          "asio": "#d4b400", "mutex+cv": "#2b6f2b"}
 
 
 def sh(cmd):
@@ -54,7 +60,7 @@ def machine():
         "cores": os.cpu_count(),
         "cpu": cpu,
         "os": platform.platform(),
-        "cxx": sh("c++ --version | head -1"),
+        "cxx": sh(f"{os.environ.get('BENCH_CXX', 'c++')} --version | head -1"),
         "rustc": sh("rustc --version"),
         "go": sh("go version"),
         "commit": sh("git rev-parse --short HEAD"),
@@ -74,54 +80,68 @@ def fmt(v, unit):
     return f"{v:.1f} ns" if v < 100 else f"{v:.0f} ns"
 
 
-def na_reason(peer, row, flavor):
+def na_reason(peer, row, flavor, failures):
+    if row in SELECT:
+        key = {"rust-std": "rust-select", "moodycamel": "moodycamel-select",
+               "mutex+cv": "mutex-select", "asio": "asio-select"}.get(peer)
+        if key:
+            return WHY[key]
     if peer == "moodycamel" and flavor != "unbounded":
-        return NA[("moodycamel", "bounded")]
+        return WHY["moodycamel-bounded"]
     if peer == "asio" and (flavor == "unbounded" or row.startswith("mem_burst")):
-        return NA[("asio", "unbounded")]
-    if peer == "go" and row.startswith("mem_burst"):
-        return NA[("go", "unbounded")]
-    if peer == "go" and row == "mem_empty" and flavor == "unbounded":
-        return NA[("go", "unbounded")]
-    return "not measured in this run (peer missing or failed)"
+        return WHY["asio-unbounded"]
+    if peer == "go" and (flavor == "unbounded" or row.startswith("mem_burst")):
+        return WHY["go-unbounded"]
+    failed = [f for f in failures if f.split(" ", 1)[0].rstrip(":") == peer.replace("mutex+cv", "mutex")]
+    if failed:
+        return "failed in this run: " + "; ".join(failed)
+    return "not measured in this run (peer missing)"
+
+
+COUNTS = {
+    "--quick": "200,000 messages per row (10,000 for bounded0/bounded1), 5 runs, 5,000 round trips",
+    "--full": "1,000,000 messages per row (50,000 for bounded0/bounded1), 7 runs, 20,000 round trips",
+    "--smoke": "2,000 messages per row (200 for bounded0/bounded1), 1 run, 200 round trips: "
+               "proves the programs work, not a measurement",
+}
+BASE_FLAVORS = ("unbounded", "bounded0", "bounded1", "boundedN")
 
 
 def main():
     raw, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    failures = []
+    if len(sys.argv) > 4 and os.path.exists(sys.argv[4]):
+        with open(sys.argv[4]) as f:
+            failures = [line.strip() for line in f if line.strip()]
     runs = defaultdict(list)
     units = {}
     with open(raw) as f:
-        for r in csv.DictReader(f):
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
             key = (r["row"], r["flavor"], r["peer"])
             runs[key].append(float(r["value"]))
             units[(r["row"], r["flavor"])] = r["unit"]
     med = {k: statistics.median(v) for k, v in runs.items()}
-    peers = [p for p in PEERS if any(k[2] == p for k in med)] or ["sluice"]
-    if "asio" not in peers:
-        peers.append("asio")
+    peers = PEERS  # every peer gets a column: a missing one reads n/a, with the reason
 
     notes = {}
-    lines = []
-    header = "| row | flavor | " + " | ".join(peers) + " |"
-    lines.append(header)
-    lines.append("|" + "---|" * (len(peers) + 2))
+    lines = ["| row | flavor | " + " | ".join(peers) + " |", "|" + "---|" * (len(peers) + 2)]
     table = []
     for row in ROWS:
         for fl in FLAVORS:
-            if row in PENDING:
-                if fl in ("unbounded", "bounded0", "bounded1", "boundedN"):
-                    lines.append(f"| {row} | {fl} | " + " | ".join("pending" for _ in peers) + " |")
+            if (row, fl) not in units and not (row in SELECT and fl in BASE_FLAVORS):
                 continue
-            if (row, fl) not in units:
-                continue
-            unit = units[(row, fl)]
+            unit = units.get((row, fl), "ns/msg")
             base = med.get((row, fl, "sluice"))
             cells = []
             entry = {"row": row, "flavor": fl, "unit": unit, "median": {}, "ratio_to_sluice": {}}
             for p in peers:
                 v = med.get((row, fl, p))
                 if v is None:
-                    reason = na_reason(p, row, fl)
+                    if p == "sluice" and row in SELECT:
+                        cells.append("pending")  # sluice has no select yet
+                        entry["median"][p] = "pending"
+                        continue
+                    reason = na_reason(p, row, fl, failures)
                     n = notes.setdefault(reason, len(notes) + 1)
                     cells.append(f"n/a [{n}]")
                     continue
@@ -136,10 +156,7 @@ def main():
             lines.append(f"| {row} | {fl} | " + " | ".join(cells) + " |")
 
     m = machine()
-    counts = {"--quick": "200,000 messages per row (10,000 for bounded0/bounded1), 5 runs",
-              "--full": "1,000,000 messages per row (50,000 for bounded0/bounded1), 7 runs",
-              "--smoke": "2,000 messages per row (200 for bounded0/bounded1), 1 run: proves the programs work, not a measurement"}[mode]
-    md = [f"Benchmark ({mode.lstrip('-')}): {counts}. Median of the runs; time per message "
+    md = [f"Benchmark ({mode.lstrip('-')}): {COUNTS[mode]}. Median of the runs; time per message "
           "(ping-pong: per round trip; memory rows: bytes). In parentheses: peer / sluice, "
           "> 1 means sluice is faster (or smaller).",
           f"Machine: {m['cores']} cores, {m['cpu']}; {m['cxx']}; {m['rustc']}; {m['go']}; "
@@ -147,44 +164,66 @@ def main():
     md += lines
     md.append("")
     md.append("bounded0 = rendezvous, bounded1 = capacity 1, boundedN = capacity equal to the "
-              "message count (crossbeam's suite), bounded1024 = capacity 1024. Go runs goroutines and Asio "
-              "runs C++20 coroutines on a 2-thread io_context (their natural use; both are "
-              "asynchronous runtimes); sluice, Rust std, moodycamel and the mutex baseline run OS "
-              "threads. Ping-pong p50/p99: round-trip percentiles within a run, median over runs. "
-              "select rows wait for sluice's select.")
+              "message count (crossbeam's suite), bounded1024 = capacity 1024. Go runs goroutines "
+              "and Asio runs C++20 coroutines on a 2-thread io_context (their natural use; both are "
+              "user-space schedulers, so their hand-offs avoid the kernel); sluice, Rust std, "
+              "moodycamel and the mutex baseline run OS threads. Ping-pong p50/p99: round-trip "
+              "percentiles within a run, median over runs. select rows: pending until sluice has "
+              "select.")
     for reason, n in sorted(notes.items(), key=lambda kv: kv[1]):
         md.append(f"[{n}] {reason}")
     md_text = "\n".join(md) + "\n"
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md_text)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"mode": mode, "machine": m, "rows": table,
+        json.dump({"mode": mode, "machine": m, "failures": failures, "rows": table,
                    "runs": [{"row": k[0], "flavor": k[1], "peer": k[2], "values": v}
                             for k, v in sorted(runs.items())]}, f, indent=1)
+    # The raw CSV carries the machine too, as comment lines the reader skips.
+    with open(raw) as f:
+        body = [line for line in f if not line.startswith("#")]
+    with open(raw, "w") as f:
+        for k, v in m.items():
+            f.write(f"# {k}: {v}\n")
+        f.write(f"# mode: {mode}\n")
+        f.writelines(body)
 
-    # Chart: ns/message of the throughput rows, one cluster per row, log scale.
-    data = os.path.join(out, "chart.dat")
-    chart_rows = [e for e in table if e["unit"] == "ns/msg"]
-    with open(data, "w") as f:
-        f.write("label " + " ".join(f'"{p}"' for p in peers) + "\n")
-        for e in chart_rows:
-            vals = [str(e["median"].get(p, "NaN")) for p in peers]
-            f.write(f'"{e["row"]}/{e["flavor"]}" ' + " ".join(vals) + "\n")
+    # Chart: one log-scale panel per unit (throughput, round trip, memory),
+    # one cluster of bars per row; "pending" and non-positive values are gaps.
+    panels = [("ns/msg", "ns per message"), ("ns/rtt", "ns per round trip"), ("bytes", "bytes")]
+    plots = []
+    for i, (unit, label) in enumerate(panels):
+        rows = [e for e in table if e["unit"].startswith(unit)
+                and any(isinstance(v, float) for v in e["median"].values())]
+        if not rows:
+            continue
+        data = os.path.join(out, f"chart{i}.dat")
+        cols = [p for p in peers if any(isinstance(e["median"].get(p), float) for e in rows)]
+        with open(data, "w") as f:
+            f.write("label " + " ".join(f'"{p}"' for p in cols) + "\n")
+            for e in rows:
+                vals = []
+                for p in cols:
+                    v = e["median"].get(p)
+                    vals.append(str(v) if isinstance(v, float) and v > 0 else "NaN")
+                f.write(f'"{e["row"]}/{e["flavor"]}" ' + " ".join(vals) + "\n")
+        series = [f"'{data}' using {c + 2}{':xtic(1)' if c == 0 else ''} title columnheader({c + 2})"
+                  f" lc rgb '{COLORS[p]}'" for c, p in enumerate(cols)]
+        cmd = f"set ylabel '{label} (log)'\nplot " + ", ".join(series)
+        plots.append(cmd)
     with open(os.path.join(out, "chart.gp"), "w") as f:
-        f.write(f"""set terminal pngcairo size 1800,700 noenhanced
+        f.write(f"""set terminal pngcairo size 1800,{600 * max(1, len(plots))} noenhanced
 set output '{os.path.join(out, "chart.png")}'
-set title 'sluice and peers: ns per message, median ({mode.lstrip('-')}, {m['cores']} cores, commit {m['commit']})'
+set multiplot layout {max(1, len(plots))},1 title 'sluice and peers, medians ({mode.lstrip('-')}, {m['cores']} cores, commit {m['commit']}); lower is better'
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid border -1
 set logscale y
-set ylabel 'ns per message (log)'
-set xtics rotate by -45 font ',8'
+set xtics rotate by -30 font ',8'
 set key top left
-plot '{data}' using 2:xtic(1) title columnheader(2)""")
-        for i in range(3, len(peers) + 2):
-            f.write(f", '' using {i} title columnheader({i})")
-        f.write("\n")
+set datafile missing 'NaN'
+""")
+        f.write("\n".join(plots) + "\nunset multiplot\n")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # Builds every peer in Release, runs the benchmark matrix, prints the table.
 #   bash benchmarks/run.sh [--quick|--full|--smoke]
-# Output in build/bench/: raw.csv (every run), results.json (medians, machine,
-# compilers, commit), results.md (the table, also printed), chart.png.
+# Output in build/bench/: raw.csv (every run), results.json (runs, medians,
+# ratios, machine, compilers, commit), results.md (the table, also printed on
+# stdout), chart.png. Progress goes to stderr. Exits non-zero if a program
+# failed or timed out (its cells then read "n/a", with the reason).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:---quick}
 case "$mode" in
-  --quick) flag="" ;;
-  --full) flag="--full" ;;
-  --smoke) flag="--smoke" ;;
+  --quick) flag="" limit=600 ;;
+  --full) flag="--full" limit=3600 ;;
+  --smoke) flag="--smoke" limit=300 ;;
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
 out=build/bench
 mkdir -p "$out"
-jobs=${SLUICE_JOBS:-$(nproc)}
+# Few targets; more jobs only slow down whatever else the machine runs.
+jobs=${SLUICE_JOBS:-2}
 if [ -x "$HOME/.cargo/bin/rustc" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+start=$SECONDS
 
 echo "== building (Release)" >&2
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$jobs" >&2
+cmake --build --preset release -j "$jobs" --target sluice_benchmarks >&2
 bin=build/release/benchmarks
 cpp_peers=()
 for p in sluice mutex moodycamel asio; do
@@ -27,41 +31,62 @@ for p in sluice mutex moodycamel asio; do
 done
 have_rust=0; have_go=0
 if command -v rustc >/dev/null; then
+  echo "== rustc -O benchmarks/rust/bench.rs" >&2
   rustc -O --edition 2021 benchmarks/rust/bench.rs -o "$out/bench_rust" && have_rust=1
 else
   echo "rustc not found: the Rust peer is skipped" >&2
 fi
 if command -v go >/dev/null; then
-  GOCACHE="$PWD/$out/gocache" GOPATH="$PWD/$out/gopath" GO111MODULE=off \
+  echo "== go build benchmarks/go/bench.go" >&2
+  # A single file with the standard library only: no module, nothing to download.
+  GOCACHE="$PWD/$out/gocache" GOPATH="$PWD/$out/gopath" GO111MODULE=off GOFLAGS= \
     go build -o "$out/bench_go" benchmarks/go/bench.go && have_go=1
 else
   echo "go not found: the Go peer is skipped" >&2
 fi
 
 raw="$out/raw.csv"
+failed="$out/failed.txt"
 echo "row,flavor,peer,run,value,unit" > "$raw"
+: > "$failed"
 run() {  # run <label> <command...>: appends its CSV lines to raw.csv
   local label=$1; shift
   echo "== $label" >&2
-  "$@" >> "$raw"
+  local rc=0
+  timeout --signal=KILL "$limit" "$@" >> "$raw" || rc=$?
+  if [ $rc -ne 0 ]; then
+    if [ $rc -eq 137 ]; then why="timed out after ${limit}s"; else why="exited with status $rc"; fi
+    echo "!! $label $why" >&2
+    echo "$label: $why" >> "$failed"
+  fi
 }
 for p in "${cpp_peers[@]}"; do run "$p" "$bin/bench_$p" $flag; done
-# Asio runs coroutines on a 2-thread pool; its pinned rows need the whole
-# process on one CPU, like Go's.
+# Asio and Go schedule coroutines/goroutines on their own thread pools: their
+# pinned ping-pong rows run the whole process on CPU 0.
 if [ -x "$bin/bench_asio" ]; then run "asio (pinned to CPU 0)" taskset -c 0 "$bin/bench_asio" $flag --pinned; fi
-[ $have_rust = 1 ] && run rust-std "$out/bench_rust" $flag
-[ $have_go = 1 ] && run go "$out/bench_go" $flag
-[ $have_go = 1 ] && run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
+if [ $have_rust = 1 ]; then run rust-std "$out/bench_rust" $flag; fi
+if [ $have_go = 1 ]; then
+  run go "$out/bench_go" $flag
+  run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
+fi
+# Heap bytes come from the counting-allocator builds; resident memory from the
+# plain ones, so the counter's block headers do not inflate RSS.
 for m in empty idle burst; do
-  for p in "${cpp_peers[@]}"; do run "$p memory $m" "$bin/bench_${p}_mem" $flag --memory $m; done
-  [ $have_rust = 1 ] && run "rust-std memory $m" "$out/bench_rust" $flag --memory $m
-  [ $have_go = 1 ] && run "go memory $m" "$out/bench_go" $flag --memory $m
+  for p in "${cpp_peers[@]}"; do
+    if [ $m = empty ]; then prog="$bin/bench_${p}_mem"; else prog="$bin/bench_$p"; fi
+    run "$p memory $m" "$prog" $flag --memory $m
+  done
+  if [ $have_rust = 1 ]; then run "rust-std memory $m" "$out/bench_rust" $flag --memory $m; fi
+  if [ $have_go = 1 ]; then run "go memory $m" "$out/bench_go" $flag --memory $m; fi
 done
 
-python3 benchmarks/report.py "$raw" "$out" "$mode"
+cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' build/release/CMakeCache.txt)
+BENCH_CXX="${cxx:-c++}" python3 benchmarks/report.py "$raw" "$out" "$mode" "$failed"
 if command -v gnuplot >/dev/null; then
-  gnuplot "$out/chart.gp" 2>/dev/null && echo "chart: $out/chart.png" >&2
+  gnuplot "$out/chart.gp" && echo "chart: $out/chart.png" >&2
 else
   echo "gnuplot not found: no chart" >&2
 fi
+echo "== done in $((SECONDS - start)) s; raw runs in $raw, $out/results.json" >&2
 cat "$out/results.md"
+[ ! -s "$failed" ]
