@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:---quick}
 case "$mode" in
-  --quick) flag="" limit=600 ;;
-  --full) flag="--full" limit=3600 ;;
-  --smoke) flag="--smoke" limit=300 ;;
+  --quick) flag="" limit=600 runs=5 ;;
+  --full) flag="--full" limit=3600 runs=7 ;;
+  --smoke) flag="--smoke" limit=300 runs=1 ;;
   *) echo "usage: $0 [--quick|--full|--smoke]" >&2; exit 2 ;;
 esac
 out=build/bench
@@ -70,14 +70,22 @@ if [ $have_go = 1 ]; then
   run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
 fi
 # Heap bytes come from the counting-allocator builds; resident memory from the
-# plain ones, so the counter's block headers do not inflate RSS.
+# plain ones, so the counter's block headers do not inflate RSS. A memory
+# program measures once per process (a fresh heap each time), so it runs
+# $runs times and the run column is filled in here.
+mem() {  # mem <label> <run> <command...>
+  local label=$1 r=$2; shift 2
+  run "$label (run $r)" bash -c '"$@" | awk -F, -v r='"$r"' "BEGIN{OFS=\",\"} {\$4=r; print}"; exit ${PIPESTATUS[0]}' mem "$@"
+}
 for m in empty idle burst; do
-  for p in "${cpp_peers[@]}"; do
-    if [ $m = empty ]; then prog="$bin/bench_${p}_mem"; else prog="$bin/bench_$p"; fi
-    run "$p memory $m" "$prog" $flag --memory $m
+  for ((r = 0; r < runs; r++)); do
+    for p in "${cpp_peers[@]}"; do
+      if [ $m = empty ]; then prog="$bin/bench_${p}_mem"; else prog="$bin/bench_$p"; fi
+      mem "$p memory $m" $r "$prog" $flag --memory $m
+    done
+    if [ $have_rust = 1 ]; then mem "rust-std memory $m" $r "$out/bench_rust" $flag --memory $m; fi
+    if [ $have_go = 1 ]; then mem "go memory $m" $r "$out/bench_go" $flag --memory $m; fi
   done
-  if [ $have_rust = 1 ]; then run "rust-std memory $m" "$out/bench_rust" $flag --memory $m; fi
-  if [ $have_go = 1 ]; then run "go memory $m" "$out/bench_go" $flag --memory $m; fi
 done
 
 cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' build/release/CMakeCache.txt)
