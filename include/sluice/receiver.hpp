@@ -66,9 +66,7 @@ class receiver
   /// sender gone, or close() called); messages queued before that are still
   /// delivered first.
   std::expected<T, recv_error> recv() {
-    auto r = recv_until(detail::deadline::never());
-    if (r) return std::move(*r);
-    return std::unexpected(recv_error{});
+    return recv_until(detail::deadline::never(), recv_error{}, recv_error{});
   }
 
   /// receiver::try_recv - the next message if one can be had without
@@ -83,7 +81,8 @@ class receiver
   template <class Rep, class Period>
   std::expected<T, recv_timeout_error> recv_timeout(std::chrono::duration<Rep, Period> timeout) {
     if (detail::is_nonpositive(timeout)) return recv_once();
-    return recv_until(detail::deadline_after(timeout));
+    return recv_until(detail::deadline_after(timeout), recv_timeout_error::timeout,
+                      recv_timeout_error::disconnected);
   }
 
   /// receiver::recv_deadline - as recv(), giving up at `deadline` on its own
@@ -96,7 +95,8 @@ class receiver
     for (;;) {
       const auto left = detail::time_left(deadline);
       if (!left) return recv_once();
-      auto r = recv_until(detail::deadline_after(*left));
+      auto r = recv_until(detail::deadline_after(*left), recv_timeout_error::timeout,
+                          recv_timeout_error::disconnected);
       if (r || r.error() != recv_timeout_error::timeout) return r;
     }
   }
@@ -129,16 +129,22 @@ class receiver
     if (*this) this->ref_.take().visit([](auto& c) { c.release_receiver(); });
   }
 
-  std::expected<T, recv_timeout_error> recv_until(const detail::deadline& d) {
-    if (!*this) return std::unexpected(recv_timeout_error::disconnected);
-    return this->ref_.visit([&](auto& c) { return c.chan().recv(d); });
+  // Receives until `d`, reporting failures as the caller's error type.
+  template <class E>
+  std::expected<T, E> recv_until(const detail::deadline& d, E if_timeout, E if_disconnected) {
+    if (!*this) return std::unexpected(if_disconnected);
+    return this->ref_.visit(
+        [&](auto& c) { return c.chan().recv_as(d, if_timeout, if_disconnected); });
   }
 
+  // A zero timeout: one try, "empty" reported as "timeout".
   std::expected<T, recv_timeout_error> recv_once() {
-    auto r = try_recv();
-    if (r) return std::move(*r);
-    return std::unexpected(r.error() == try_recv_error::empty ? recv_timeout_error::timeout
-                                                              : recv_timeout_error::disconnected);
+    if (!*this) return std::unexpected(recv_timeout_error::disconnected);
+    bool empty = false;
+    return this->ref_.visit([&](auto& c) {
+      return c.chan().try_recv_as(recv_timeout_error::timeout, recv_timeout_error::disconnected,
+                                  empty);
+    });
   }
 };
 

@@ -125,6 +125,15 @@ class array_channel {
   // --- receiving (one receiver thread at a time) ----------------------------
 
   std::expected<T, try_recv_error> try_recv() noexcept {
+    bool empty = false;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
+  }
+
+  // Receives without waiting. The result is built in the caller's error
+  // type E, so the message is moved as few times as possible; `empty` tells
+  // the two failures apart even when E cannot.
+  template <class E>
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
     backoff bo;
     const std::size_t head = head_.value.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
@@ -141,28 +150,30 @@ class array_channel {
         // head with seq_cst loads; this store and senders_.notify_one()'s
         // seq_cst load form the Dekker pair that rules out a lost wake-up.
         head_.value.store(new_head, std::memory_order_seq_cst);
-        T value = sl.msg.take();
+        std::expected<T, E> result(std::in_place, sl.msg.take());
         // release: the next lap's sender sees the slot free only after the
         // message left it.
         sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
         senders_.notify_one();
-        return value;
+        empty = false;
+        return result;
       }
       // seq_cst fence: the tail read must not be satisfied before the stamp
       // read above, or a written slot could be reported empty.
       seq_cst_fence();
       const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
       if ((tail & ~mark_bit_) == head) {
-        return std::unexpected((tail & mark_bit_) != 0 ? try_recv_error::disconnected
-                                                       : try_recv_error::empty);
+        empty = (tail & mark_bit_) == 0;
+        return std::unexpected(empty ? if_empty : if_disconnected);
       }
       // A sender reserved this slot and is writing it: wait for the stamp.
       bo.snooze();
     }
   }
 
-  std::expected<T, recv_timeout_error> recv(const deadline& d) {
-    return recv_blocking(*this, receivers_, d);
+  template <class E>
+  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
+    return recv_blocking(*this, receivers_, d, if_timeout, if_disconnected);
   }
 
   // --- queries ----------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include <sluice/error.hpp>
 
 #include <expected>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -48,31 +49,28 @@ template <class Attempt, class Ready>
   }
 }
 
-// recv(deadline) for a buffered flavor: one inline attempt, then block_on.
-template <class Flavor>
-std::expected<typename Flavor::value_type, recv_timeout_error> recv_blocking(
-    Flavor& chan, wait_queue& receivers, const deadline& d) {
-  auto first = chan.try_recv();
-  if (first) return std::move(*first);
-  if (first.error() == try_recv_error::disconnected) {
-    return std::unexpected(recv_timeout_error::disconnected);
+// recv for a buffered flavor: one inline attempt, then block_on. Failures
+// are reported in the caller's error type E; every path returns the one
+// local result, so the message is not moved again on the way out.
+template <class Flavor, class E>
+std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_queue& receivers,
+                                                            const deadline& d, E if_timeout,
+                                                            E if_disconnected) {
+  bool empty = false;
+  auto result = chan.try_recv_as(if_timeout, if_disconnected, empty);
+  if (!result && empty) {
+    block_on(
+        receivers, d,
+        [&] {
+          // Re-create in place: T need not be assignable.
+          std::destroy_at(&result);
+          std::construct_at(&result, chan.try_recv_as(if_timeout, if_disconnected, empty));
+          return result.has_value() || !empty;
+        },
+        [&] { return !chan.is_empty() || chan.is_disconnected(); });
+    // On timeout the last attempt left "empty", reported as if_timeout.
   }
-  std::optional<typename Flavor::value_type> got;
-  bool disconnected = false;
-  const bool done = block_on(
-      receivers, d,
-      [&] {
-        auto r = chan.try_recv();
-        if (r) {
-          got.emplace(std::move(*r));  // emplace: T need not be assignable
-          return true;
-        }
-        disconnected = r.error() == try_recv_error::disconnected;
-        return disconnected;
-      },
-      [&] { return !chan.is_empty() || chan.is_disconnected(); });
-  if (got) return std::move(*got);
-  return std::unexpected(done ? recv_timeout_error::disconnected : recv_timeout_error::timeout);
+  return result;
 }
 
 }  // namespace sluice::detail

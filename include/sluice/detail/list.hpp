@@ -101,6 +101,15 @@ class list_channel {
   // --- receiving (one receiver thread at a time) ----------------------------
 
   std::expected<T, try_recv_error> try_recv() noexcept {
+    bool empty = false;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
+  }
+
+  // Receives without waiting. The result is built in the caller's error
+  // type E, so the message is moved as few times as possible; `empty` tells
+  // the two failures apart even when E cannot.
+  template <class E>
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
     backoff bo;
     for (;;) {
       const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
@@ -114,8 +123,8 @@ class list_channel {
         seq_cst_fence();
         const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
         if ((head >> shift) == (tail >> shift)) {
-          return std::unexpected((tail & mark_bit) != 0 ? try_recv_error::disconnected
-                                                        : try_recv_error::empty);
+          empty = (tail & mark_bit) == 0;
+          return std::unexpected(empty ? if_empty : if_disconnected);
         }
         // Head and tail in different blocks: the head block is not the last.
         if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= mark_bit;
@@ -141,15 +150,17 @@ class list_channel {
 
       slot& s = blk->slots[offset];
       wait_written(s);
-      T value = s.msg.take();
+      std::expected<T, E> result(std::in_place, s.msg.take());
       s.written.store(false, std::memory_order_relaxed);  // ready for recycling
       if (offset + 1 == block_cap) recycle(blk);
-      return value;
+      empty = false;
+      return result;
     }
   }
 
-  std::expected<T, recv_timeout_error> recv(const deadline& d) {
-    return recv_blocking(*this, receivers_, d);
+  template <class E>
+  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
+    return recv_blocking(*this, receivers_, d, if_timeout, if_disconnected);
   }
 
   // --- queries ----------------------------------------------------------------

@@ -108,22 +108,31 @@ class zero_channel {
 
   // Takes the message of a blocked sender, if there is one.
   std::expected<T, try_recv_error> try_recv() noexcept {
-    std::unique_lock guard(lock_);
-    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
-      guard.unlock();
-      return take_from(c);
-    }
-    return std::unexpected(disconnected_ ? try_recv_error::disconnected : try_recv_error::empty);
+    bool empty = false;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
   }
 
-  std::expected<T, recv_timeout_error> recv(const deadline& d) noexcept {
+  template <class E>
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
     std::unique_lock guard(lock_);
     if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
       guard.unlock();
-      return take_from(c);
+      empty = false;
+      return take_from<E>(c);
     }
-    if (disconnected_) return std::unexpected(recv_timeout_error::disconnected);
-    if (d.has_passed()) return std::unexpected(recv_timeout_error::timeout);
+    empty = !disconnected_;
+    return std::unexpected(empty ? if_empty : if_disconnected);
+  }
+
+  template <class E>
+  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) noexcept {
+    std::unique_lock guard(lock_);
+    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
+      guard.unlock();
+      return take_from<E>(c);
+    }
+    if (disconnected_) return std::unexpected(if_disconnected);
+    if (d.has_passed()) return std::unexpected(if_timeout);
 
     packet p;
     waiter w;
@@ -134,13 +143,12 @@ class zero_channel {
     const selection s = w.wait_until(d, /*patient=*/true);
     if (s == entry.op) {
       p.wait_ready();  // the sender has written the message
-      return p.msg.take();
+      return std::expected<T, E>(std::in_place, p.msg.take());
     }
     guard.lock();
     receivers_.remove(entry);
     guard.unlock();
-    return std::unexpected(s == sel_disconnected ? recv_timeout_error::disconnected
-                                                 : recv_timeout_error::timeout);
+    return std::unexpected(s == sel_disconnected ? if_disconnected : if_timeout);
   }
 
   // --- queries: a rendezvous channel never holds a message ------------------------
@@ -182,12 +190,13 @@ class zero_channel {
   }
 
   // Moves the message out of a claimed sender's packet and wakes it.
-  static T take_from(const claimed_entry& c) noexcept {
+  template <class E>
+  static std::expected<T, E> take_from(const claimed_entry& c) noexcept {
     auto* p = static_cast<packet*>(c.packet);
-    T value = p->msg.take();
+    std::expected<T, E> result(std::in_place, p->msg.take());
     p->ready.store(true, std::memory_order_release);  // the sender may now leave
     c.wake();
-    return value;
+    return result;
   }
 
   spin_lock lock_;  // guards the two queues and disconnected_
