@@ -102,6 +102,7 @@ constexpr const char* peer = "asio";
 
 // p50 and p99 round trips on both hand-off flavors, as row_p50 / row_p99.
 void ping_pong_rows(const bench::config& c, const std::string& row) {
+  if (!bench::wanted(c, row)) return;
   for (bench::flavor f : {bench::flavor::bounded0, bench::flavor::bounded1}) {
     bench::progress(peer, row.c_str(), bench::flavor_name(f));
     for (int r = 0; r < c.runs; ++r) {

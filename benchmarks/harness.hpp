@@ -49,7 +49,13 @@ struct config {
   std::size_t latency_round_trips = 5'000;
   std::size_t burst = 10'000'000;
   std::size_t idle_channels = 100'000;
+  std::string only;  // --only ROW: run just the rows whose name starts with ROW
 };
+
+// Rows to run: all, or those starting with --only (for looking at one row).
+inline bool wanted(const config& c, const std::string& row) {
+  return c.only.empty() || row.rfind(c.only, 0) == 0;
+}
 
 inline config parse(int argc, char** argv) {
   config c;
@@ -66,6 +72,15 @@ inline config parse(int argc, char** argv) {
       c.small_messages = 50'000;
       c.runs = 7;
       c.latency_round_trips = 20'000;
+    }
+  }
+  // Overrides after the mode, whatever the order: --messages N, --only ROW.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--messages") == 0) {
+      c.messages = std::strtoull(argv[i + 1], nullptr, 10);
+      c.small_messages = std::max<std::size_t>(c.messages / 20, 1);
+    } else if (std::strcmp(argv[i], "--only") == 0) {
+      c.only = argv[i + 1];
     }
   }
   c.capacity_n = c.messages;
@@ -179,6 +194,7 @@ struct inline_payload {
 template <class F>
 void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
             F measure) {
+  if (!wanted(c, row)) return;
   progress(peer, row, fl);
   for (int r = 0; r < c.runs; ++r) report(row, fl, peer, r, measure(), unit);
 }
@@ -200,6 +216,7 @@ void run_all(const config& c) {
     if (!P::supports(f)) continue;
     for (bool pinned : {false, true}) {
       const char* row = pinned ? "pingpong_pinned" : "pingpong";
+      if (!wanted(c, row)) continue;
       progress(P::name, row, flavor_name(f));
       for (int r = 0; r < c.runs; ++r) {
         std::vector<double> rtt;
@@ -285,7 +302,8 @@ void run_memory(const config& c, const char* mode) {
   }
 }
 
-// main() for a C++ peer: `prog [--quick|--full|--smoke] [--memory empty|idle|burst]`.
+// main() for a C++ peer:
+//   prog [--quick|--full|--smoke] [--memory empty|idle|burst] [--only ROW] [--messages N]
 template <class P>
 int main_for(int argc, char** argv) {
   const config c = parse(argc, argv);

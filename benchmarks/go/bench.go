@@ -13,13 +13,18 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 type config struct {
 	messages, small, runs, capN, rtts, burst, idle int
+	only                                           string // --only ROW: rows starting with ROW
 }
+
+func wanted(c config, row string) bool { return c.only == "" || strings.HasPrefix(row, c.only) }
 
 // The flavors Go can express; "unbounded" has no Go equivalent.
 var flavors = []string{"bounded0", "bounded1", "boundedN"}
@@ -176,6 +181,9 @@ func pingPong(c config, f string) []float64 {
 
 // pingPongRows reports p50 and p99 round trips on both hand-off flavors.
 func pingPongRows(c config, row string) {
+	if !wanted(c, row) {
+		return
+	}
 	for _, f := range []string{"bounded0", "bounded1"} {
 		progress(row, f)
 		for r := 0; r < c.runs; r++ {
@@ -187,6 +195,9 @@ func pingPongRows(c config, row string) {
 }
 
 func repeat(c config, row, fl, unit string, m func() float64) {
+	if !wanted(c, row) {
+		return
+	}
 	progress(row, fl)
 	for r := 0; r < c.runs; r++ {
 		report(row, fl, r, m(), unit)
@@ -244,6 +255,19 @@ func main() {
 			c = config{messages: 2000, small: 200, runs: 1, rtts: 200, burst: 100000, idle: 1000}
 		case "--full":
 			c.messages, c.small, c.runs, c.rtts = 1000000, 50000, 7, 20000
+		}
+	}
+	// Overrides after the mode: --messages N, --only ROW.
+	for i := 1; i+1 < len(os.Args); i++ {
+		switch os.Args[i] {
+		case "--messages":
+			c.messages, _ = strconv.Atoi(os.Args[i+1])
+			c.small = c.messages / 20
+			if c.small < 1 {
+				c.small = 1
+			}
+		case "--only":
+			c.only = os.Args[i+1]
 		}
 	}
 	c.capN = c.messages

@@ -28,7 +28,11 @@ fn fname(f: Flavor) -> &'static str {
     match f { Flavor::Unbounded => "unbounded", Flavor::Bounded0 => "bounded0", Flavor::Bounded1 => "bounded1", Flavor::BoundedN => "boundedN" }
 }
 
-struct Config { messages: usize, small: usize, runs: usize, cap_n: usize, rtts: usize, burst: usize, idle: usize }
+#[derive(Clone)]
+struct Config { messages: usize, small: usize, runs: usize, cap_n: usize, rtts: usize, burst: usize, idle: usize, only: String }
+
+// Rows to run: all, or those starting with --only (for looking at one row).
+fn wanted(c: &Config, row: &str) -> bool { c.only.is_empty() || row.starts_with(c.only.as_str()) }
 
 enum Tx<T> { U(mpsc::Sender<T>), B(mpsc::SyncSender<T>) }
 impl<T> Clone for Tx<T> { fn clone(&self) -> Self { match self { Tx::U(s) => Tx::U(s.clone()), Tx::B(s) => Tx::B(s.clone()) } } }
@@ -106,6 +110,7 @@ fn rss() -> f64 {
 }
 
 fn repeat(c: &Config, row: &str, fl: &str, unit: &str, mut m: impl FnMut() -> f64) {
+    if !wanted(c, row) { return; }
     progress(row, fl);
     for r in 0..c.runs { report(row, fl, r, m(), unit); }
 }
@@ -114,7 +119,7 @@ fn memory(c: &Config, mode: &str) {
     match mode {
         "empty" => {
             for f in [Flavor::Unbounded, Flavor::Bounded0, Flavor::Bounded1, Flavor::BoundedN] {
-                let one = Config { cap_n: 1024, ..*c };
+                let one = Config { cap_n: 1024, ..c.clone() };
                 let before = HEAP.load(Ordering::Relaxed);
                 let ch = make::<usize>(f, &one);
                 let after = HEAP.load(Ordering::Relaxed);
@@ -144,9 +149,12 @@ fn memory(c: &Config, mode: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let mut c = Config { messages: 200_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000 };
-    if args.iter().any(|a| a == "--smoke") { c = Config { messages: 2_000, small: 200, runs: 1, cap_n: 0, rtts: 200, burst: 100_000, idle: 1_000 }; }
+    let mut c = Config { messages: 200_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000, only: String::new() };
+    if args.iter().any(|a| a == "--smoke") { c = Config { messages: 2_000, small: 200, runs: 1, cap_n: 0, rtts: 200, burst: 100_000, idle: 1_000, only: String::new() }; }
     if args.iter().any(|a| a == "--full") { c.messages = 1_000_000; c.small = 50_000; c.runs = 7; c.rtts = 20_000; }
+    // Overrides after the mode: --messages N, --only ROW.
+    if let Some(i) = args.iter().position(|a| a == "--messages") { c.messages = args[i + 1].parse().unwrap(); c.small = (c.messages / 20).max(1); }
+    if let Some(i) = args.iter().position(|a| a == "--only") { c.only = args[i + 1].clone(); }
     c.cap_n = c.messages;
     if let Some(i) = args.iter().position(|a| a == "--memory") { memory(&c, &args[i + 1]); return; }
 
@@ -158,10 +166,11 @@ fn main() {
     for f in [Flavor::Bounded0, Flavor::Bounded1] {
         for pinned in [false, true] {
             let row = if pinned { "pingpong_pinned" } else { "pingpong" };
+            if !wanted(&c, row) { continue; }
             progress(row, fname(f));
             for r in 0..c.runs {
                 let rtt = if pinned {
-                    let cc = Config { ..c };
+                    let cc = c.clone();
                     thread::spawn(move || { pin_cpu0(); ping_pong(&cc, f, true) }).join().unwrap()
                 } else { ping_pong(&c, f, false) };
                 report(&format!("{}_p50", row), fname(f), r, rtt[rtt.len() / 2], "ns/rtt");
