@@ -63,7 +63,9 @@ def machine():
         "cxx": sh(f"{os.environ.get('BENCH_CXX', 'c++')} --version | head -1"),
         "rustc": sh("rustc --version"),
         "go": sh("go version"),
-        "commit": sh("git rev-parse --short HEAD"),
+        "asio": sh("dpkg-query -W -f='${Version}' libasio-dev 2>/dev/null"),
+        "concurrentqueue": sh("dpkg-query -W -f='${Version}' libconcurrentqueue-dev 2>/dev/null"),
+        "commit": sh("git describe --always --dirty --abbrev=7"),  # -dirty: uncommitted changes were measured
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -160,6 +162,7 @@ def main():
           "(ping-pong: per round trip; memory rows: bytes). In parentheses: peer / sluice, "
           "> 1 means sluice is faster (or smaller).",
           f"Machine: {m['cores']} cores, {m['cpu']}; {m['cxx']}; {m['rustc']}; {m['go']}; "
+          f"Asio {m['asio'] or '?'}; concurrentqueue {m['concurrentqueue'] or '?'}; "
           f"commit {m['commit']}; {m['date']}.", ""]
     md += lines
     md.append("")
