@@ -135,7 +135,8 @@ def main():
             unit = units.get((row, fl), "ns/msg")
             base = med.get((row, fl, "sluice"))
             cells = []
-            entry = {"row": row, "flavor": fl, "unit": unit, "median": {}, "ratio_to_sluice": {}}
+            entry = {"row": row, "flavor": fl, "unit": unit, "median": {}, "ratio_to_sluice": {},
+                     "n/a": {}}
             for p in peers:
                 v = med.get((row, fl, p))
                 if v is None:
@@ -146,6 +147,7 @@ def main():
                     reason = na_reason(p, row, fl, failures)
                     n = notes.setdefault(reason, len(notes) + 1)
                     cells.append(f"n/a [{n}]")
+                    entry["n/a"][p] = reason
                     continue
                 entry["median"][p] = v
                 if p == "sluice" or base is None or base == 0:
