@@ -42,7 +42,7 @@ inline const char* flavor_name(flavor f) {
 }
 
 struct config {
-  std::size_t messages = 200'000;  // per row for unbounded / boundedN
+  std::size_t messages = 500'000;  // per row for unbounded / boundedN (N = this)
   std::size_t small_messages = 10'000;  // per row for bounded0 / bounded1
   int runs = 5;
   std::size_t capacity_n = 0;  // bounded(N); crossbeam's suite uses N = messages

@@ -101,7 +101,7 @@ def na_reason(peer, row, flavor, failures):
 
 
 COUNTS = {
-    "--quick": "200,000 messages per row (10,000 for bounded0/bounded1), 5 runs, 5,000 round trips",
+    "--quick": "500,000 messages per row (10,000 for bounded0/bounded1), 5 runs, 5,000 round trips",
     "--full": "1,000,000 messages per row (50,000 for bounded0/bounded1), 7 runs, 20,000 round trips",
     "--smoke": "2,000 messages per row (200 for bounded0/bounded1), 1 run, 200 round trips: "
                "proves the programs work, not a measurement",

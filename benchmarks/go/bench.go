@@ -248,7 +248,7 @@ func memory(c config, mode string) {
 }
 
 func main() {
-	c := config{messages: 200000, small: 10000, runs: 5, rtts: 5000, burst: 10000000, idle: 100000}
+	c := config{messages: 500000, small: 10000, runs: 5, rtts: 5000, burst: 10000000, idle: 100000}
 	for _, a := range os.Args[1:] {
 		switch a {
 		case "--smoke":

@@ -149,7 +149,7 @@ fn memory(c: &Config, mode: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let mut c = Config { messages: 200_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000, only: String::new() };
+    let mut c = Config { messages: 500_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000, only: String::new() };
     if args.iter().any(|a| a == "--smoke") { c = Config { messages: 2_000, small: 200, runs: 1, cap_n: 0, rtts: 200, burst: 100_000, idle: 1_000, only: String::new() }; }
     if args.iter().any(|a| a == "--full") { c.messages = 1_000_000; c.small = 50_000; c.runs = 7; c.rtts = 20_000; }
     // Overrides after the mode: --messages N, --only ROW.
