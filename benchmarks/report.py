@@ -72,11 +72,12 @@ def machine():
 
 def fmt(v, unit):
     if unit.startswith("bytes"):
-        if v >= 1 << 20:
-            return f"{v / (1 << 20):.1f} MiB"
-        if v >= 1 << 10:
-            return f"{v / (1 << 10):.1f} KiB"
-        return f"{v:.0f} B"
+        per = "/chan" if unit.endswith("/chan") else ""
+        if abs(v) >= 1 << 20:
+            return f"{v / (1 << 20):.1f} MiB{per}"
+        if abs(v) >= 1 << 10:
+            return f"{v / (1 << 10):.1f} KiB{per}"
+        return f"{v:.0f} B{per}"
     if v >= 10_000:
         return f"{v / 1000:.1f} µs"
     return f"{v:.1f} ns" if v < 100 else f"{v:.0f} ns"
