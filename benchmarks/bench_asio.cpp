@@ -53,8 +53,13 @@ double asio_mpsc(const bench::config& c, bench::flavor f, std::size_t producers)
           },
           asio::detached);
     }
-    for (std::size_t i = 0; i < n; ++i) (void)co_await ch.async_receive(asio::use_awaitable);
+    std::size_t sum = 0;
+    for (std::size_t i = 0; i < n; ++i) sum += bench::value_of(co_await ch.async_receive(asio::use_awaitable));
     ns = bench::ns_since(t0) / static_cast<double>(n);
+    const std::size_t per = n / producers;
+    if (sizeof(T) >= sizeof(std::size_t) && sum != producers * (per * (per - 1) / 2)) {
+      bench::check_failed("asio", "mpsc received a wrong sum");
+    }
   });
   return ns;
 }
@@ -77,8 +82,9 @@ std::vector<double> ping_pong(const bench::config& c, bench::flavor f) {
     for (std::size_t i = 0; i < n; ++i) {
       const auto t0 = bench::clk::now();
       co_await a.async_send(asio::error_code{}, i, asio::use_awaitable);
-      (void)co_await b.async_receive(asio::use_awaitable);
+      const std::size_t echoed = co_await b.async_receive(asio::use_awaitable);
       rtt[i] = bench::ns_since(t0);
+      if (echoed != i) bench::check_failed("asio", "ping-pong echoed a wrong value");
     }
   });
   std::sort(rtt.begin(), rtt.end());
@@ -92,8 +98,10 @@ double seq(const bench::config& c) {
     const auto t0 = bench::clk::now();  // creation is timed too
     channel<std::size_t> ch(ctx, c.capacity_n);
     for (std::size_t i = 0; i < n; ++i) co_await ch.async_send(asio::error_code{}, i, asio::use_awaitable);
-    for (std::size_t i = 0; i < n; ++i) (void)co_await ch.async_receive(asio::use_awaitable);
+    bool in_order = true;
+    for (std::size_t i = 0; i < n; ++i) in_order &= co_await ch.async_receive(asio::use_awaitable) == i;
     ns = bench::ns_since(t0) / static_cast<double>(n);
+    if (!in_order) bench::check_failed("asio", "seq received messages out of order");
   });
   return ns;
 }

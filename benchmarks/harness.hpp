@@ -130,6 +130,16 @@ inline long rss_bytes() {
 
 // --- throughput rows -----------------------------------------------------------
 
+// A benchmark that loses, duplicates or reorders messages measures nothing:
+// every workload checks what it received (a sum, or the order where one
+// producer guarantees it) and the program fails loudly on a mismatch.
+[[noreturn]] inline void check_failed(const char* peer, const char* what) {
+  std::fprintf(stderr, "CHECK FAILED: %s: %s\n", peer, what);
+  std::exit(3);
+}
+
+inline std::size_t value_of(std::size_t v) { return v; }
+
 // seq: one thread sends everything, then receives everything (buffered only).
 template <class P>
 double seq(const config& c, flavor f) {
@@ -137,26 +147,36 @@ double seq(const config& c, flavor f) {
   const auto t0 = clk::now();  // creation is timed too, as in crossbeam's suite
   auto [tx, rx] = P::template make<std::size_t>(f, c);
   for (std::size_t i = 0; i < n; ++i) P::send(tx, std::size_t{i});
-  for (std::size_t i = 0; i < n; ++i) (void)P::recv(rx);
-  return ns_since(t0) / static_cast<double>(n);
+  bool in_order = true;
+  for (std::size_t i = 0; i < n; ++i) in_order &= P::recv(rx) == i;
+  const double ns = ns_since(t0) / static_cast<double>(n);
+  if (!in_order) check_failed(P::name, "seq received messages out of order");
+  return ns;
 }
 
 // producers threads send n messages in total to one consumer (this thread).
 template <class P, class T = std::size_t>
 double mpsc(const config& c, flavor f, std::size_t producers) {
   const std::size_t n = count_for(c, f) / producers * producers;
+  const std::size_t per = n / producers;
+  std::size_t sum = 0;
   const auto t0 = clk::now();  // creation is timed too, as in crossbeam's suite
   auto [tx, rx] = P::template make<T>(f, c);
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([&tx = tx, n, producers] {
-        for (std::size_t i = 0; i < n / producers; ++i) P::send(tx, T(i));
+      threads.emplace_back([&tx = tx, per] {
+        for (std::size_t i = 0; i < per; ++i) P::send(tx, T(i));
       });
     }
-    for (std::size_t i = 0; i < n; ++i) (void)P::recv(rx);
+    for (std::size_t i = 0; i < n; ++i) sum += value_of(P::recv(rx));
   }
-  return ns_since(t0) / static_cast<double>(n);
+  const double ns = ns_since(t0) / static_cast<double>(n);
+  // Payload types carry only their low bytes of i (8-byte rows: all of it).
+  if constexpr (sizeof(T) >= sizeof(std::size_t)) {
+    if (sum != producers * (per * (per - 1) / 2)) check_failed(P::name, "mpsc received a wrong sum");
+  }
+  return ns;
 }
 
 // Ping-pong over two channels; returns the round-trip times in ns.
@@ -170,12 +190,14 @@ std::vector<double> ping_pong(const config& c, flavor f, bool pinned) {
     if (pinned) pin_to_cpu0();
     for (std::size_t i = 0; i < n; ++i) P::send(b_tx, P::recv(a_rx));
   });
+  bool echoed = true;
   for (std::size_t i = 0; i < n; ++i) {
     const auto t0 = clk::now();
     P::send(a_tx, std::size_t{i});
-    (void)P::recv(b_rx);
+    echoed &= P::recv(b_rx) == i;
     rtt[i] = ns_since(t0);
   }
+  if (!echoed) check_failed(P::name, "ping-pong echoed a wrong value");
   std::sort(rtt.begin(), rtt.end());
   return rtt;
 }
@@ -190,6 +212,13 @@ struct inline_payload {
   inline_payload(const inline_payload&) = delete;
   std::array<std::byte, Bytes> data{};
 };
+
+template <std::size_t Bytes>
+std::size_t value_of(const inline_payload<Bytes>& p) {
+  std::size_t v = 0;
+  std::memcpy(&v, p.data.data(), std::min(Bytes, sizeof v));
+  return v;
+}
 
 template <class F>
 void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
