@@ -62,13 +62,25 @@ func seq(c config, f string) float64 {
 	for i := 0; i < n; i++ {
 		ch <- i
 	}
+	inOrder := true
 	for i := 0; i < n; i++ {
-		<-ch
+		inOrder = inOrder && <-ch == i
 	}
-	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	check(inOrder, "seq received messages out of order")
+	return ns
 }
 
-func mpscRun[T any](c config, f string, producers int, mk func(int) T) float64 {
+// check: every workload checks what it received; a mismatch fails the program.
+func check(ok bool, what string) {
+	if !ok {
+		fmt.Fprintf(os.Stderr, "CHECK FAILED: go: %s\n", what)
+		os.Exit(3)
+	}
+}
+
+// mpscRun sends mk(i) from each producer; val(msg) feeds the received-sum check.
+func mpscRun[T any](c config, f string, producers int, mk func(int) T, val func(T) int) float64 {
 	n := countFor(c, f) / producers * producers
 	t0 := time.Now() // creation is timed too, as in crossbeam's suite
 	ch := make(chan T, capFor(c, f))
@@ -82,11 +94,18 @@ func mpscRun[T any](c config, f string, producers int, mk func(int) T) float64 {
 			}
 		}()
 	}
+	sum := 0
 	for i := 0; i < n; i++ {
-		<-ch
+		sum += val(<-ch)
 	}
 	wg.Wait()
-	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	expected := 0
+	for i := 0; i < n/producers; i++ {
+		expected += val(mk(i))
+	}
+	check(sum == expected*producers, "mpsc received a wrong sum")
+	return ns
 }
 
 // selectRx: 4 producers, each on its own channel; one consumer selects over
@@ -169,12 +188,14 @@ func pingPong(c config, f string) []float64 {
 		}
 	}()
 	rtt := make([]float64, n)
+	echoed := true
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
 		a <- i
-		<-b
+		echoed = echoed && <-b == i
 		rtt[i] = float64(time.Since(t0).Nanoseconds())
 	}
+	check(echoed, "ping-pong echoed a wrong value")
 	sort.Float64s(rtt)
 	return rtt
 }
@@ -283,28 +304,29 @@ func main() {
 			return
 		}
 	}
+	ident := func(i int) int { return i }
 	for _, f := range flavors {
 		if f == "boundedN" {
 			repeat(c, "seq", f, "ns/msg", func() float64 { return seq(c, f) })
 		}
-		repeat(c, "spsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 1, func(i int) int { return i }) })
-		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, threads, func(i int) int { return i }) })
+		repeat(c, "spsc", f, "ns/msg", func() float64 { return mpscRun(c, f, 1, ident, ident) })
+		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, threads, ident, ident) })
 		repeat(c, "select_rx", f, "ns/msg", func() float64 { return selectRx(c, f) })
 		repeat(c, "select_both", f, "ns/msg", func() float64 { return selectBoth(c, f) })
 	}
 	pingPongRows(c, "pingpong")
 	for _, p := range []int{1, 4, 16, 64} {
 		repeat(c, fmt.Sprintf("mpsc_x%d", p), "boundedN", "ns/msg", func() float64 {
-			return mpscRun(c, "boundedN", p, func(i int) int { return i })
+			return mpscRun(c, "boundedN", p, ident, ident)
 		})
 	}
 	repeat(c, "payload_8B", "boundedN", "ns/msg", func() float64 {
-		return mpscRun(c, "boundedN", 1, func(i int) [8]byte { return [8]byte{byte(i)} })
+		return mpscRun(c, "boundedN", 1, func(i int) [8]byte { return [8]byte{byte(i)} }, func(v [8]byte) int { return int(v[0]) })
 	})
 	repeat(c, "payload_64B", "boundedN", "ns/msg", func() float64 {
-		return mpscRun(c, "boundedN", 1, func(i int) [64]byte { return [64]byte{byte(i)} })
+		return mpscRun(c, "boundedN", 1, func(i int) [64]byte { return [64]byte{byte(i)} }, func(v [64]byte) int { return int(v[0]) })
 	})
 	repeat(c, "payload_1KiB", "boundedN", "ns/msg", func() float64 {
-		return mpscRun(c, "boundedN", 1, func(i int) [1024]byte { return [1024]byte{byte(i)} })
+		return mpscRun(c, "boundedN", 1, func(i int) [1024]byte { return [1024]byte{byte(i)} }, func(v [1024]byte) int { return int(v[0]) })
 	})
 }

@@ -55,11 +55,20 @@ fn seq(c: &Config, f: Flavor) -> f64 {
     let t0 = Instant::now(); // creation is timed too, as in crossbeam's suite
     let (tx, rx) = make::<usize>(f, c);
     for i in 0..n { tx.send(i); }
-    for _ in 0..n { rx.recv().unwrap(); }
-    t0.elapsed().as_nanos() as f64 / n as f64
+    let mut in_order = true;
+    for i in 0..n { in_order &= rx.recv().unwrap() == i; }
+    let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    check(in_order, "seq received messages out of order");
+    ns
 }
 
-fn mpsc_run<T: Send + 'static>(c: &Config, f: Flavor, producers: usize, mk: fn(usize) -> T) -> f64 {
+// Every workload checks what it received; a mismatch fails the program.
+fn check(ok: bool, what: &str) {
+    if !ok { eprintln!("CHECK FAILED: rust-std: {}", what); std::process::exit(3); }
+}
+
+// Sends mk(i) from each producer; val(&msg) feeds the received-sum check.
+fn mpsc_run<T: Send + 'static>(c: &Config, f: Flavor, producers: usize, mk: fn(usize) -> T, val: fn(&T) -> usize) -> f64 {
     let n = count_for(c, f) / producers * producers;
     let t0 = Instant::now(); // creation is timed too, as in crossbeam's suite
     let (tx, rx) = make::<T>(f, c);
@@ -69,9 +78,13 @@ fn mpsc_run<T: Send + 'static>(c: &Config, f: Flavor, producers: usize, mk: fn(u
         hs.push(thread::spawn(move || for i in 0..n / producers { tx.send(mk(i)); }));
     }
     drop(tx);
-    for _ in 0..n { rx.recv().unwrap(); }
+    let mut sum = 0usize;
+    for _ in 0..n { sum = sum.wrapping_add(val(&rx.recv().unwrap())); }
     for h in hs { h.join().unwrap(); }
-    t0.elapsed().as_nanos() as f64 / n as f64
+    let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    let expected = (0..n / producers).fold(0usize, |a, i| a.wrapping_add(val(&mk(i)))).wrapping_mul(producers);
+    check(sum == expected, "mpsc received a wrong sum");
+    ns
 }
 
 #[cfg(target_os = "linux")]
@@ -92,13 +105,15 @@ fn ping_pong(c: &Config, f: Flavor, pinned: bool) -> Vec<f64> {
         for _ in 0..n { let v = arx.recv().unwrap(); btx.send(v); }
     });
     let mut rtt = Vec::with_capacity(n);
+    let mut echoed = true;
     for i in 0..n {
         let t0 = Instant::now();
         atx.send(i);
-        brx.recv().unwrap();
+        echoed &= brx.recv().unwrap() == i;
         rtt.push(t0.elapsed().as_nanos() as f64);
     }
     echo.join().unwrap();
+    check(echoed, "ping-pong echoed a wrong value");
     rtt.sort_by(|a, b| a.partial_cmp(b).unwrap());
     rtt
 }
@@ -160,8 +175,8 @@ fn main() {
 
     for f in [Flavor::Unbounded, Flavor::Bounded0, Flavor::Bounded1, Flavor::BoundedN] {
         if f == Flavor::Unbounded || f == Flavor::BoundedN { repeat(&c, "seq", fname(f), "ns/msg", || seq(&c, f)); }
-        repeat(&c, "spsc", fname(f), "ns/msg", || mpsc_run(&c, f, 1, |i| i));
-        repeat(&c, "mpsc", fname(f), "ns/msg", || mpsc_run(&c, f, 4, |i| i));
+        repeat(&c, "spsc", fname(f), "ns/msg", || mpsc_run(&c, f, 1, |i| i, |v| *v));
+        repeat(&c, "mpsc", fname(f), "ns/msg", || mpsc_run(&c, f, 4, |i| i, |v| *v));
     }
     for f in [Flavor::Bounded0, Flavor::Bounded1] {
         for pinned in [false, true] {
@@ -180,10 +195,10 @@ fn main() {
     }
     for f in [Flavor::Unbounded, Flavor::BoundedN] {
         for p in [1usize, 4, 16, 64] {
-            repeat(&c, &format!("mpsc_x{}", p), fname(f), "ns/msg", || mpsc_run(&c, f, p, |i| i));
+            repeat(&c, &format!("mpsc_x{}", p), fname(f), "ns/msg", || mpsc_run(&c, f, p, |i| i, |v| *v));
         }
     }
-    repeat(&c, "payload_8B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 8]));
-    repeat(&c, "payload_64B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 64]));
-    repeat(&c, "payload_1KiB", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 1024]));
+    repeat(&c, "payload_8B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 8], |v| v[0] as usize));
+    repeat(&c, "payload_64B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 64], |v| v[0] as usize));
+    repeat(&c, "payload_1KiB", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 1024], |v| v[0] as usize));
 }
