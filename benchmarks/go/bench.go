@@ -127,16 +127,24 @@ func selectRx(c config, f string) float64 {
 			}
 		}(ch)
 	}
+	sum := 0
 	for i := 0; i < n; i++ {
 		select {
-		case <-chans[0]:
-		case <-chans[1]:
-		case <-chans[2]:
-		case <-chans[3]:
+		case v := <-chans[0]:
+			sum += v
+		case v := <-chans[1]:
+			sum += v
+		case v := <-chans[2]:
+			sum += v
+		case v := <-chans[3]:
+			sum += v
 		}
 	}
 	wg.Wait()
-	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	per := n / threads
+	check(sum == threads*(per*(per-1)/2), "select_rx received a wrong sum")
+	return ns
 }
 
 // selectBoth: 4 producers each select a send over the 4 channels, 4
@@ -149,6 +157,7 @@ func selectBoth(c config, f string) float64 {
 		chans[i] = make(chan int, capFor(c, f))
 	}
 	var wg sync.WaitGroup
+	var sums [threads]int // one per consumer; read after wg.Wait
 	for t := 0; t < threads; t++ {
 		wg.Add(2)
 		go func() {
@@ -162,20 +171,27 @@ func selectBoth(c config, f string) float64 {
 				}
 			}
 		}()
-		go func() {
+		go func(t int) {
 			defer wg.Done()
 			for i := 0; i < n/threads; i++ {
 				select {
-				case <-chans[0]:
-				case <-chans[1]:
-				case <-chans[2]:
-				case <-chans[3]:
+				case v := <-chans[0]:
+					sums[t] += v
+				case v := <-chans[1]:
+					sums[t] += v
+				case v := <-chans[2]:
+					sums[t] += v
+				case v := <-chans[3]:
+					sums[t] += v
 				}
 			}
-		}()
+		}(t)
 	}
 	wg.Wait()
-	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	per := n / threads
+	check(sums[0]+sums[1]+sums[2]+sums[3] == threads*(per*(per-1)/2), "select_both received a wrong sum")
+	return ns
 }
 
 func pingPong(c config, f string) []float64 {
