@@ -173,18 +173,20 @@ func selectBoth(c config, f string) float64 {
 		}()
 		go func(t int) {
 			defer wg.Done()
+			local := 0 // summed locally: no false sharing between consumers
 			for i := 0; i < n/threads; i++ {
 				select {
 				case v := <-chans[0]:
-					sums[t] += v
+					local += v
 				case v := <-chans[1]:
-					sums[t] += v
+					local += v
 				case v := <-chans[2]:
-					sums[t] += v
+					local += v
 				case v := <-chans[3]:
-					sums[t] += v
+					local += v
 				}
 			}
+			sums[t] = local
 		}(t)
 	}
 	wg.Wait()
