@@ -7,6 +7,15 @@
 // oversubscribed machine run and make the progress we wait for), and only
 // then parks. The constants are the one place this policy is tuned.
 //
+// Yielding has one trap: two threads that wait on each other while sharing
+// one core (a new thread starts on its parent's core; the load balancer moves
+// it only milliseconds later) never run out of yield budget, because each
+// yield runs the partner, which makes the progress awaited, then spins and
+// yields back. Every hand-off then costs two context switches and two wasted
+// spins (~2-4 us instead of ~0.2 us). So a thread whose waits keep ending only
+// after a yield parks at its next wait: its partner keeps the core, and the
+// wake-up that follows lets the scheduler place the sleeper on an idle core.
+//
 // Invariant: a backoff never blocks; is_completed() turns true after a bounded
 // number of snooze() calls, after which callers must park instead.
 #pragma once
@@ -55,6 +64,13 @@ inline bool can_run_in_parallel() noexcept {
 
 class backoff {
  public:
+  // Waits in a row that a thread ended only after yielding, after which its
+  // next wait parks instead of yielding (see above). At ~3 us per such wait,
+  // co-located threads break apart within ~50 us, while on an oversubscribed
+  // machine (where yields serve other threads) at most one wait in
+  // yield_streak_limit + 1 parks.
+  static constexpr unsigned yield_streak_limit = 16;
+
   // Steps 0..spin_limit spin 2^step pauses each; later steps yield.
   static constexpr unsigned spin_limit = 6;
   // How long the yielding phase lasts before the waiter should park. It is
@@ -96,10 +112,25 @@ class backoff {
 
   // True once waiting longer should park the thread instead of burning CPU.
   [[nodiscard]] bool is_completed() const noexcept {
+    if (step_ > spin_limit && yield_streak() >= yield_streak_limit && can_run_in_parallel()) {
+      return true;
+    }
     return yielding_ && std::chrono::steady_clock::now() - yield_start_ >= yield_budget;
   }
 
+  // Record how a wait that may park ended: without parking (after yielding or
+  // not), or by parking. Only waits that can park keep the streak.
+  void wait_ended_unparked() const noexcept {
+    yield_streak() = yielding_ ? yield_streak() + 1 : 0;
+  }
+  static void wait_ended_parked() noexcept { yield_streak() = 0; }
+
  private:
+  static unsigned& yield_streak() noexcept {
+    static thread_local unsigned streak = 0;
+    return streak;
+  }
+
   unsigned step_ = 0;
   bool yielding_ = false;
   std::chrono::steady_clock::time_point yield_start_{};

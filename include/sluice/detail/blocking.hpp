@@ -33,7 +33,10 @@ template <class Attempt, class Ready>
   for (;;) {
     backoff bo;
     for (;;) {
-      if (attempt()) return true;
+      if (attempt()) {
+        bo.wait_ended_unparked();
+        return true;
+      }
       if (bo.is_completed()) break;
       bo.snooze();
     }

@@ -132,9 +132,13 @@ class waiter {
     backoff bo;
     while (patient ? !bo.is_completed() : !bo.is_spin_completed()) {
       const selection s = selected();
-      if (s > sel_parked) return s;
+      if (s > sel_parked) {
+        if (patient) bo.wait_ended_unparked();
+        return s;
+      }
       bo.snooze();
     }
+    backoff::wait_ended_parked();
     for (;;) {
       selection cur = sel_waiting;
       // Announce that we sleep, so the claimer knows a futex wake is owed.
