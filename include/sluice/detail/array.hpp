@@ -135,7 +135,7 @@ class array_channel {
   template <class E>
   std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
     backoff bo;
-    const std::size_t head = head_.value.load(std::memory_order_relaxed);
+    const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
     const std::size_t lap = head & ~(one_lap_ - 1);
     for (;;) {
@@ -149,7 +149,7 @@ class array_channel {
         // seq_cst: a sender that registered as waiting for room re-checks
         // head with seq_cst loads; this store and senders_.notify_one()'s
         // seq_cst load form the Dekker pair that rules out a lost wake-up.
-        head_.value.store(new_head, std::memory_order_seq_cst);
+        head_.value.pos.store(new_head, std::memory_order_seq_cst);
         std::expected<T, E> result(std::in_place, sl.msg.take());
         // release: the next lap's sender sees the slot free only after the
         // message left it.
@@ -173,7 +173,7 @@ class array_channel {
 
   template <class E>
   std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
-    return recv_blocking(*this, receivers_, d, if_timeout, if_disconnected);
+    return recv_blocking(*this, receivers_, head_.value.pacer, d, if_timeout, if_disconnected);
   }
 
   // --- queries ----------------------------------------------------------------
@@ -181,7 +181,7 @@ class array_channel {
   [[nodiscard]] std::size_t len() const noexcept {
     for (;;) {
       const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
-      const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+      const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
       // A stable tail means head and tail were read at one consistent moment.
       if (tail_.value.load(std::memory_order_seq_cst) != tail) continue;
       const std::size_t hix = head & (mark_bit_ - 1);
@@ -192,13 +192,13 @@ class array_channel {
     }
   }
   [[nodiscard]] bool is_empty() const noexcept {
-    const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+    const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
     return (tail & ~mark_bit_) == head;
   }
   [[nodiscard]] bool is_full() const noexcept {
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
-    const std::size_t head = head_.value.load(std::memory_order_seq_cst);
+    const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
     return head + one_lap_ == (tail & ~mark_bit_);
   }
   [[nodiscard]] std::optional<std::size_t> capacity() const noexcept { return cap_; }
@@ -292,7 +292,7 @@ class array_channel {
         // The slot still holds last lap's message: full, unless the receiver
         // has already moved head past it and is taking it out right now.
         seq_cst_fence();
-        const std::size_t head = head_.value.load(std::memory_order_relaxed);
+        const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
         if (head + one_lap_ == tail) return push_result::full;
         bo.spin();
         tail = tail_.value.load(std::memory_order_relaxed);
@@ -314,7 +314,7 @@ class array_channel {
   // no slot can be reserved any more, and slots reserved before the mark are
   // waited for until written.
   void discard_all() noexcept {
-    std::size_t head = head_.value.load(std::memory_order_relaxed);
+    std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst) & ~mark_bit_;
     backoff bo;
     while (head != tail) {
@@ -325,10 +325,14 @@ class array_channel {
       s.msg.destroy();
       head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
     }
-    head_.value.store(head, std::memory_order_release);
+    head_.value.pos.store(head, std::memory_order_release);
   }
 
-  cache_padded<std::atomic<std::size_t>> head_;  // receiver-owned
+  struct receiver_side {
+    std::atomic<std::size_t> pos{0};
+    receive_pacer pacer;
+  };
+  cache_padded<receiver_side> head_;  // receiver-owned
   cache_padded<std::atomic<std::size_t>> tail_;  // senders
 
   // Read-mostly fields share the last cache line: constants read by every

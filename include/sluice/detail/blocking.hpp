@@ -10,6 +10,7 @@
 
 #include <sluice/detail/backoff.hpp>
 #include <sluice/detail/deadline.hpp>
+#include <sluice/detail/receive_pacer.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/detail/waiter.hpp>
 #include <sluice/error.hpp>
@@ -57,11 +58,15 @@ template <class Attempt, class Ready>
 // local result, so the message is not moved again on the way out.
 template <class Flavor, class E>
 std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_queue& receivers,
+                                                            receive_pacer& pacer,
                                                             const deadline& d, E if_timeout,
                                                             E if_disconnected) {
   bool empty = false;
   auto result = chan.try_recv_as(if_timeout, if_disconnected, empty);
-  if (!result && empty) {
+  if (result) {
+    pacer.on_message();
+  } else if (empty) {
+    pacer.on_empty();
     block_on(
         receivers, d,
         [&] {
@@ -72,6 +77,7 @@ std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_q
         },
         [&] { return !chan.is_empty() || chan.is_disconnected(); });
     // On timeout the last attempt left "empty", reported as if_timeout.
+    if (result) pacer.on_message();
   }
   return result;
 }

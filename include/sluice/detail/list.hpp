@@ -160,7 +160,7 @@ class list_channel {
 
   template <class E>
   std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
-    return recv_blocking(*this, receivers_, d, if_timeout, if_disconnected);
+    return recv_blocking(*this, receivers_, head_.value.pacer, d, if_timeout, if_disconnected);
   }
 
   // --- queries ----------------------------------------------------------------
@@ -366,7 +366,10 @@ class list_channel {
     blocks_.release(spare_.exchange(b, std::memory_order_acq_rel));
   }
 
-  cache_padded<position> head_;    // receiver-owned (the first sender sets blk once)
+  struct receiver_position : position {
+    receive_pacer pacer;
+  };
+  cache_padded<receiver_position> head_;  // receiver-owned (the first sender sets blk once)
   cache_padded<position> tail_;    // senders
   // Cold fields share the last cache line: read by senders on each send
   // (receivers_'s emptiness hint) or touched once per block.
