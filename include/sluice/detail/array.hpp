@@ -10,6 +10,9 @@
 //   (its high-water mark), not for its bound: an idle bounded(1024) channel
 //   holds a few pointers, not 1024 slots. Small bounds (one segment) allocate
 //   their only segment up front, so their send path never allocates.
+//   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
+//   in one system call instead of one page fault per 4 KiB, and go back to
+//   the OS when the channel is destroyed.
 //
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
 // pos & ~(one_lap - 1) is the lap; tail & mark_bit means disconnected.
@@ -34,6 +37,7 @@
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/fence.hpp>
 #include <sluice/detail/memory_limit.hpp>
+#include <sluice/detail/os_pages.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -59,9 +63,11 @@ class array_channel {
   };
 
   // Bytes a segment aims for, and the most segments a table may have: the
-  // table stays small (<= 8 KiB) and segments stay page-sized for small T.
+  // table stays small (<= 2 KiB) and segments stay page-sized for small T
+  // and small bounds. Segments this large or larger are mapped (os_pages.hpp).
   static constexpr std::size_t segment_bytes = 4096;
-  static constexpr std::size_t max_segments = 1024;
+  static constexpr std::size_t max_segments = 256;
+  static constexpr std::size_t mapped_segment_bytes = 64 * 1024;
 
  public:
   using value_type = T;
@@ -78,8 +84,9 @@ class array_channel {
     per = std::min(per, std::bit_ceil(cap_));
     seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
     seg_count_ = (cap_ + per - 1) / per;
+    mapped_ = per * sizeof(slot) >= mapped_segment_bytes;
     segments_ = std::make_unique<std::atomic<slot*>[]>(seg_count_);
-    if (seg_count_ == 1) segments_[0].store(new slot[cap_], std::memory_order_relaxed);
+    if (seg_count_ == 1) segments_[0].store(allocate_segment(cap_), std::memory_order_relaxed);
   }
 
   array_channel(const array_channel&) = delete;
@@ -87,7 +94,9 @@ class array_channel {
 
   ~array_channel() {
     // Messages were destroyed by the receiver's disconnect; free the slots.
-    for (std::size_t i = 0; i < seg_count_; ++i) delete[] segments_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < seg_count_; ++i) {
+      free_segment(segments_[i].load(std::memory_order_relaxed), segment_len(i));
+    }
   }
 
   // --- sending --------------------------------------------------------------
@@ -247,20 +256,42 @@ class array_channel {
     return segments_[index >> seg_shift_].load(std::memory_order_acquire);
   }
 
+  // Slots in segment `i` (the last one may be short).
+  [[nodiscard]] std::size_t segment_len(std::size_t i) const noexcept {
+    return std::min(std::size_t{1} << seg_shift_, cap_ - (i << seg_shift_));
+  }
+
+  // `len` empty slots (stamp 0), on the heap or mapped. Throws std::bad_alloc.
+  slot* allocate_segment(std::size_t len) {
+    if (!mapped_) return new slot[len];
+    return std::uninitialized_value_construct_n(static_cast<slot*>(map_pages(len * sizeof(slot))),
+                                                len) - len;
+  }
+
+  void free_segment(slot* s, std::size_t len) noexcept {
+    if (s == nullptr) return;
+    if (!mapped_) {
+      delete[] s;
+      return;
+    }
+    std::destroy_n(s, len);
+    unmap_pages(s, len * sizeof(slot));
+  }
+
   // The segment holding `index`, installing it first if needed (senders).
   slot* sender_segment(std::size_t index) {
-    std::atomic<slot*>& entry = segments_[index >> seg_shift_];
+    const std::size_t i = index >> seg_shift_;
+    std::atomic<slot*>& entry = segments_[i];
     slot* s = entry.load(std::memory_order_acquire);
     if (s != nullptr) return s;
-    const std::size_t len = std::min(std::size_t{1} << seg_shift_,
-                                     cap_ - ((index >> seg_shift_) << seg_shift_));
-    auto fresh = std::make_unique<slot[]>(len);
+    slot* fresh = allocate_segment(segment_len(i));
     // acq_rel: release publishes the fresh slots; acquire (on failure too)
     // makes the winner's slots visible to us.
-    if (entry.compare_exchange_strong(s, fresh.get(), std::memory_order_acq_rel,
+    if (entry.compare_exchange_strong(s, fresh, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
-      return fresh.release();
+      return fresh;
     }
+    free_segment(fresh, segment_len(i));
     return s;
   }
 
@@ -343,6 +374,7 @@ class array_channel {
   std::size_t one_lap_ = 0;
   unsigned seg_shift_ = 0;
   std::size_t seg_count_ = 0;
+  bool mapped_ = false;  // segments come from map_pages, not the heap
   std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any

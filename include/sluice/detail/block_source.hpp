@@ -23,6 +23,7 @@
 //   or unmaps it; a parked region is reset under `lock_` before reuse.
 #pragma once
 
+#include <sluice/detail/os_pages.hpp>
 #include <sluice/detail/spin_lock.hpp>
 
 #include <algorithm>
@@ -31,34 +32,7 @@
 #include <mutex>
 #include <new>
 
-#if defined(__unix__) || defined(__APPLE__)
-#  include <sys/mman.h>
-#  define SLUICE_HAS_MMAP 1
-#else
-#  define SLUICE_HAS_MMAP 0
-#endif
-
 namespace sluice::detail {
-
-// Zeroed, page-aligned memory straight from the OS. Throws std::bad_alloc.
-inline void* map_pages(std::size_t bytes) {
-#if SLUICE_HAS_MMAP
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  return p;
-#else
-  return ::operator new(bytes, std::align_val_t{64});
-#endif
-}
-
-inline void unmap_pages(void* p, std::size_t bytes) noexcept {
-#if SLUICE_HAS_MMAP
-  ::munmap(p, bytes);
-#else
-  (void)bytes;
-  ::operator delete(p, std::align_val_t{64});
-#endif
-}
 
 // Block must have a `void* origin` member and be default constructible.
 template <class Block>

@@ -14,7 +14,7 @@
 // lag; if the run after the lag is long (a batch had piled up) it keeps
 // lagging, else it stops, and probes again only after twice as long a streak.
 // A request/response exchange, where a lag can never gather a batch, thus
-// lags for a vanishing share of its messages (at most log2 of them).
+// lags for a vanishing share of its messages (25 in a million).
 //
 // Invariant: receiver-owned (one receiving thread at a time, as the flavors'
 // receive paths); it only ever delays a receive, never skips one.

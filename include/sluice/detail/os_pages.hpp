@@ -1,0 +1,52 @@
+// sluice/detail/os_pages.hpp - memory mapped straight from the OS, for the
+// flavors' large allocations.
+//
+// Two reasons to bypass the heap: memory unmapped goes back to the OS at once
+// (the heap keeps freed memory for reuse), and a mapping can be populated in
+// one system call, which is several times cheaper than faulting its pages in
+// one by one as the first messages are written.
+//
+// Invariant: map_pages(n) returns page-aligned memory of n bytes, populated
+// (where the OS supports it); unmap_pages takes it back with the same n.
+// The memory's contents are unspecified: callers construct what they store.
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+#if defined(__unix__) || defined(__APPLE__)
+#  include <sys/mman.h>
+#  define SLUICE_HAS_MMAP 1
+#else
+#  define SLUICE_HAS_MMAP 0
+#endif
+
+namespace sluice::detail {
+
+// Throws std::bad_alloc.
+inline void* map_pages(std::size_t bytes) {
+#if SLUICE_HAS_MMAP
+#  if defined(MAP_POPULATE)
+  constexpr int populate = MAP_POPULATE;
+#  else
+  constexpr int populate = 0;
+#  endif
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | populate,
+                   -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+#else
+  return ::operator new(bytes, std::align_val_t{64});
+#endif
+}
+
+inline void unmap_pages(void* p, std::size_t bytes) noexcept {
+#if SLUICE_HAS_MMAP
+  ::munmap(p, bytes);
+#else
+  (void)bytes;
+  ::operator delete(p, std::align_val_t{64});
+#endif
+}
+
+}  // namespace sluice::detail
