@@ -140,9 +140,11 @@ class array_channel {
 
   // Receives without waiting. The result is built in the caller's error
   // type E, so the message is moved as few times as possible; `empty` tells
-  // the two failures apart even when E cannot.
+  // the two failures apart even when E cannot. A blocking receive passes its
+  // pacer, told when the message is still being written (see recv_blocking).
   template <class E>
-  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty,
+                                  receive_pacer* pacer = nullptr) noexcept {
     backoff bo;
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
@@ -176,6 +178,12 @@ class array_channel {
         return std::unexpected(empty ? if_empty : if_disconnected);
       }
       // A sender reserved this slot and is writing it: wait for the stamp.
+      // The receiver has caught up with its sender, as when it finds the
+      // channel empty: the pacer hears of it once per receive.
+      if (pacer != nullptr) {
+        pacer->on_empty();
+        pacer = nullptr;
+      }
       bo.snooze();
     }
   }

@@ -62,7 +62,7 @@ std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_q
                                                             const deadline& d, E if_timeout,
                                                             E if_disconnected) {
   bool empty = false;
-  auto result = chan.try_recv_as(if_timeout, if_disconnected, empty);
+  auto result = chan.try_recv_as(if_timeout, if_disconnected, empty, &pacer);
   if (result) {
     pacer.on_message();
   } else if (empty) {
@@ -72,7 +72,7 @@ std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_q
         [&] {
           // Re-create in place: T need not be assignable.
           std::destroy_at(&result);
-          std::construct_at(&result, chan.try_recv_as(if_timeout, if_disconnected, empty));
+          std::construct_at(&result, chan.try_recv_as(if_timeout, if_disconnected, empty, &pacer));
           return result.has_value() || !empty;
         },
         [&] { return !chan.is_empty() || chan.is_disconnected(); });

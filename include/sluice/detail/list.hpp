@@ -109,7 +109,8 @@ class list_channel {
   // type E, so the message is moved as few times as possible; `empty` tells
   // the two failures apart even when E cannot.
   template <class E>
-  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty,
+                                  receive_pacer* pacer = nullptr) noexcept {
     backoff bo;
     for (;;) {
       const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
@@ -149,7 +150,7 @@ class list_channel {
       }
 
       slot& s = blk->slots[offset];
-      wait_written(s);
+      wait_written(s, pacer);
       std::expected<T, E> result(std::in_place, s.msg.take());
       s.written.store(false, std::memory_order_relaxed);  // ready for recycling
       if (offset + 1 == block_cap) recycle(blk);
@@ -337,10 +338,18 @@ class list_channel {
     head_.value.index.store(head & ~mark_bit, std::memory_order_release);
   }
 
-  static void wait_written(const slot& s) noexcept {
+  // Waits for a reserved slot's message. A blocking receive's pacer hears
+  // that the receiver has caught up with its sender (see recv_blocking).
+  static void wait_written(const slot& s, receive_pacer* pacer = nullptr) noexcept {
     backoff bo;
     // acquire: pairs with the sender's release store after constructing.
-    while (!s.written.load(std::memory_order_acquire)) bo.snooze();
+    while (!s.written.load(std::memory_order_acquire)) {
+      if (pacer != nullptr) {
+        pacer->on_empty();
+        pacer = nullptr;
+      }
+      bo.snooze();
+    }
   }
 
   static block* wait_next(const block& b) noexcept {

@@ -11,10 +11,13 @@
 //
 // Lagging costs latency, so the pacer lags only while lagging pays: after a
 // streak of short runs (few messages between empty channels) it probes one
-// lag; if the run after the lag is long (a batch had piled up) it keeps
-// lagging, else it stops, and probes again only after twice as long a streak.
-// A request/response exchange, where a lag can never gather a batch, thus
-// lags for a vanishing share of its messages (25 in a million).
+// short lag; if the run after the lag is long (a batch had piled up) it keeps
+// lagging, each lag twice as long as the last up to a cap (fewer, larger
+// batches mean fewer catch-ups), else it stops, and probes again only after
+// twice as long a streak. Only a sender that fills batch_run slots within the
+// first lag (~1.6 us, i.e. about 10 million messages a second) is ever
+// lagged, and a request/response exchange, where a lag can never gather a
+// batch, lags for a vanishing share of its messages (25 in a million).
 //
 // Invariant: receiver-owned (one receiving thread at a time, as the flavors'
 // receive paths); it only ever delays a receive, never skips one.
@@ -46,12 +49,14 @@ class receive_pacer {
     const bool short_run = run_ < batch_run;
     run_ = 0;
     if (lagging_) {
-      if (!short_run) {  // the last lag gathered a batch: lag again
+      if (!short_run) {  // the last lag gathered a batch: lag again, longer
         probe_after_ = first_probe;
+        if (lag_pauses_ < max_lag_pauses) lag_pauses_ *= 2;
         lag();
         return true;
       }
       lagging_ = false;
+      lag_pauses_ = min_lag_pauses;
       if (probe_after_ < max_probe) probe_after_ *= 2;
     }
     if (!short_run) {
@@ -65,22 +70,29 @@ class receive_pacer {
     return true;
   }
 
- private:
-  // About 1.6 us on x86 (a pause is ~25 ns on recent cores): long enough for
-  // a streaming sender to fill tens of cache lines, short next to a park.
-  static constexpr unsigned lag_pauses = 64;
+  // Pauses the next lag lasts (for tests).
+  [[nodiscard]] std::uint32_t lag_pauses() const noexcept { return lag_pauses_; }
 
-  static void lag() noexcept {
+  // A probe lags this long: ~1.6 us at ~25 ns per pause, long enough for a
+  // streaming sender to fill several cache lines, short next to a park.
+  // Lags that keep paying grow to ~25 us, about what parking costs the
+  // peers that park instead.
+  static constexpr std::uint32_t min_lag_pauses = 64;
+  static constexpr std::uint32_t max_lag_pauses = 1024;
+
+ private:
+  void lag() const noexcept {
     if (!can_run_in_parallel()) {  // the sender needs our CPU to get ahead
       std::this_thread::yield();
       return;
     }
-    for (unsigned i = 0; i < lag_pauses; ++i) cpu_relax();
+    for (std::uint32_t i = 0; i < lag_pauses_; ++i) cpu_relax();
   }
 
   std::uint32_t run_ = 0;
   std::uint32_t short_runs_ = 0;
   std::uint32_t probe_after_ = first_probe;
+  std::uint32_t lag_pauses_ = min_lag_pauses;
   bool lagging_ = false;
 };
 
