@@ -61,9 +61,13 @@ class counter {
     if (destroy_.exchange(true, std::memory_order_acq_rel)) delete this;
   }
 
+  // The channel comes first and lends its tail padding (no_unique_address):
+  // its last, cold cache line (read-mostly fields) has room for the two
+  // counts, which change only when handles are created or dropped. In front,
+  // they would take a padded cache line of their own.
+  [[no_unique_address]] Channel chan_;
   std::atomic<std::size_t> senders_{1};
   std::atomic<bool> destroy_{false};
-  Channel chan_;
 };
 
 }  // namespace sluice::detail
