@@ -62,12 +62,12 @@ namespace {
 
 TEST(receive_pacer, lags_grow_while_they_pay_and_reset_when_one_fails) {
   receive_pacer p;
-  EXPECT_EQ(p.lag_pauses(), receive_pacer::min_lag_pauses);
+  EXPECT_EQ(p.lag_slices(), receive_pacer::min_lag_slices);
   lags_for_runs(p, receive_pacer::first_probe, 1);  // the probe
   for (int i = 0; i < 20; ++i) lags_for_runs(p, 1, receive_pacer::batch_run);
-  EXPECT_EQ(p.lag_pauses(), receive_pacer::max_lag_pauses);
+  EXPECT_EQ(p.lag_slices(), receive_pacer::max_lag_slices);
   lags_for_runs(p, 1, 1);  // a lag that gathered no batch
-  EXPECT_EQ(p.lag_pauses(), receive_pacer::min_lag_pauses);
+  EXPECT_EQ(p.lag_slices(), receive_pacer::min_lag_slices);
 }
 
 }  // namespace

@@ -166,7 +166,8 @@ TEST(bounded, huge_bounds_throw) {
 }
 
 TEST(bounded, large_bound_allocates_lazily_and_works) {
-  // 2^30 slots would be 16 GiB up front; lazily it is a few pages.
+  // 2^30 slots would be 16 GiB up front; lazily it is one 1 MiB segment
+  // (and a 128 KiB segment table).
   auto [tx, rx] = sluice::sync_channel<std::size_t>(std::size_t{1} << 30);
   EXPECT_EQ(rx.capacity(), std::size_t{1} << 30);
   for (std::size_t i = 0; i < 10000; ++i) ASSERT_TRUE(tx.try_send(i).has_value());

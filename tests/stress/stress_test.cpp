@@ -9,8 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -184,4 +186,41 @@ TYPED_TEST(stress, close_races_with_senders) {
     }
     EXPECT_EQ(check.leaked(), 0);
   }
+}
+
+// Many senders reach each segment boundary of a fresh bounded channel at
+// once: exactly one of them installs the segment (here a mapped one: 16 slots
+// of 4 KiB messages), the others wait for it; every message arrives once, in
+// order per producer, and is destroyed once.
+TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
+  struct page_message {
+    counted c;
+    std::array<std::byte, 4080> pad{};
+    explicit page_message(std::int64_t v) : c(v) {}
+  };
+  const int rounds = static_cast<int>(10 * sluice_test::stress_scale());
+  const std::int64_t producers = 16;
+  const std::int64_t per = 32;  // 512 messages: two laps of a 256-slot ring
+  leak_check check;
+  for (int r = 0; r < rounds; ++r) {
+    auto [tx, rx] = sluice::sync_channel<page_message>(256);
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p, per] {
+        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(page_message(encode(p, i))));
+      });
+    }
+    tx = {};
+    std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
+    std::int64_t total = 0;
+    for (auto&& m : rx) {
+      const auto p = static_cast<std::size_t>(m.c.value() / 1'000'000'000);
+      ASSERT_LT(p, next.size());
+      ASSERT_EQ(m.c.value() % 1'000'000'000, next[p]) << "producer " << p;
+      ++next[p];
+      ++total;
+    }
+    ASSERT_EQ(total, producers * per);
+  }
+  EXPECT_EQ(check.leaked(), 0);
 }

@@ -62,11 +62,14 @@ class array_channel {
     storage<T> msg;
   };
 
-  // Bytes a segment aims for, and the most segments a table may have: the
-  // table stays small (<= 2 KiB) and segments stay page-sized for small T
-  // and small bounds. Segments this large or larger are mapped (os_pages.hpp).
+  // Segment sizing: page-sized for small T and small bounds; at least
+  // 1/max_segments of the channel, so the table stays small (<= 2 KiB); but
+  // at most ~1 MiB (for T up to 64 KiB), so that a channel with a huge bound
+  // still costs memory in steps of at most a megabyte. Segments of
+  // mapped_segment_bytes or more are mapped from the OS (os_pages.hpp).
   static constexpr std::size_t segment_bytes = 4096;
   static constexpr std::size_t max_segments = 256;
+  static constexpr std::size_t max_segment_bytes = 1024 * 1024;
   static constexpr std::size_t mapped_segment_bytes = 64 * 1024;
 
  public:
@@ -81,6 +84,7 @@ class array_channel {
     std::size_t per = std::max<std::size_t>(16, segment_bytes / sizeof(slot));
     per = std::bit_floor(per);
     per = std::max(per, std::bit_ceil((cap_ + max_segments - 1) / max_segments));
+    per = std::min(per, std::bit_floor(std::max<std::size_t>(16, max_segment_bytes / sizeof(slot))));
     per = std::min(per, std::bit_ceil(cap_));
     seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
     seg_count_ = (cap_ + per - 1) / per;
@@ -258,10 +262,14 @@ class array_channel {
     return (std::size_t{1} << seg_shift_) - 1;
   }
 
+  // Marks a segment table entry whose segment one sender is allocating.
+  static slot* installing() noexcept { return reinterpret_cast<slot*>(std::uintptr_t{1}); }
+
   // The segment holding `index`, or null if no sender has used it yet.
-  // acquire: pairs with the installing CAS, so the slots' zeroed stamps are seen.
+  // acquire: pairs with the installing store, so the slots' zeroed stamps are seen.
   slot* segment_of(std::size_t index) const noexcept {
-    return segments_[index >> seg_shift_].load(std::memory_order_acquire);
+    slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
+    return s == installing() ? nullptr : s;
   }
 
   // Slots in segment `i` (the last one may be short).
@@ -288,19 +296,36 @@ class array_channel {
 
   // The segment holding `index`, installing it first if needed (senders).
   slot* sender_segment(std::size_t index) {
-    const std::size_t i = index >> seg_shift_;
+    slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
+    if (s != nullptr && s != installing()) [[likely]] return s;
+    return install_segment(index >> seg_shift_);
+  }
+
+  // One sender claims the empty entry and allocates; the others wait for it
+  // rather than allocate too: with many senders at a segment boundary, each
+  // losing allocation would be a mapping populated and unmapped in vain.
+  [[gnu::noinline]] slot* install_segment(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i];
-    slot* s = entry.load(std::memory_order_acquire);
-    if (s != nullptr) return s;
-    slot* fresh = allocate_segment(segment_len(i));
-    // acq_rel: release publishes the fresh slots; acquire (on failure too)
-    // makes the winner's slots visible to us.
-    if (entry.compare_exchange_strong(s, fresh, std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
-      return fresh;
+    backoff bo;
+    for (;;) {
+      slot* s = entry.load(std::memory_order_acquire);
+      if (s == nullptr) {
+        // relaxed: claiming publishes nothing; the store below does.
+        if (!entry.compare_exchange_strong(s, installing(), std::memory_order_relaxed)) continue;
+        slot* fresh = nullptr;
+        try {
+          fresh = allocate_segment(segment_len(i));
+        } catch (...) {
+          entry.store(nullptr, std::memory_order_relaxed);  // let another sender try
+          throw;
+        }
+        // release: the fresh slots' empty stamps are seen with the pointer.
+        entry.store(fresh, std::memory_order_release);
+        return fresh;
+      }
+      if (s != installing()) return s;
+      bo.snooze();
     }
-    free_segment(fresh, segment_len(i));
-    return s;
   }
 
   // Writes `msg` into a free slot (moving from it) unless full or disconnected.

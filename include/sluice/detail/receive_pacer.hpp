@@ -13,7 +13,7 @@
 // streak of short runs (few messages between empty channels) it probes one
 // short lag; if the run after the lag is long (a batch had piled up) it keeps
 // lagging, each lag twice as long as the last up to a cap (fewer, larger
-// batches mean fewer catch-ups), else it stops, and probes again only after
+// batches mean fewer catch-ups; see lag()), else it stops, and probes again only after
 // twice as long a streak. Only a sender that fills batch_run slots within the
 // first lag (~1.6 us, i.e. about 10 million messages a second) is ever
 // lagged, and a request/response exchange, where a lag can never gather a
@@ -51,12 +51,12 @@ class receive_pacer {
     if (lagging_) {
       if (!short_run) {  // the last lag gathered a batch: lag again, longer
         probe_after_ = first_probe;
-        if (lag_pauses_ < max_lag_pauses) lag_pauses_ *= 2;
+        if (lag_slices_ < max_lag_slices) lag_slices_ *= 2;
         lag();
         return true;
       }
       lagging_ = false;
-      lag_pauses_ = min_lag_pauses;
+      lag_slices_ = min_lag_slices;
       if (probe_after_ < max_probe) probe_after_ *= 2;
     }
     if (!short_run) {
@@ -70,29 +70,34 @@ class receive_pacer {
     return true;
   }
 
-  // Pauses the next lag lasts (for tests).
-  [[nodiscard]] std::uint32_t lag_pauses() const noexcept { return lag_pauses_; }
+  // Slices the next lag lasts (for tests).
+  [[nodiscard]] std::uint32_t lag_slices() const noexcept { return lag_slices_; }
 
-  // A probe lags this long: ~1.6 us at ~25 ns per pause, long enough for a
-  // streaming sender to fill several cache lines, short next to a park.
-  // Lags that keep paying grow to ~25 us, about what parking costs the
-  // peers that park instead.
-  static constexpr std::uint32_t min_lag_pauses = 64;
-  static constexpr std::uint32_t max_lag_pauses = 1024;
+  // A lag is made of slices of slice_pauses pauses (~1.6 us at ~25 ns per
+  // pause: long enough for a streaming sender to fill several cache lines,
+  // short next to a park), with a yield between two slices. A probe lags one
+  // slice; lags that keep paying grow to max_lag_slices (~10-30 us, about
+  // what parking costs the peers that park instead). The yields matter when
+  // threads outnumber cores: the senders the receiver waits for may need its
+  // CPU to get ahead, and spinning would only hold them back.
+  static constexpr std::uint32_t slice_pauses = 64;
+  static constexpr std::uint32_t min_lag_slices = 1;
+  static constexpr std::uint32_t max_lag_slices = 16;
 
  private:
   void lag() const noexcept {
-    if (!can_run_in_parallel()) {  // the sender needs our CPU to get ahead
-      std::this_thread::yield();
-      return;
+    const bool parallel = can_run_in_parallel();
+    for (std::uint32_t slice = 0; slice < lag_slices_; ++slice) {
+      if (slice > 0 || !parallel) std::this_thread::yield();
+      if (!parallel) continue;  // the sender needs our CPU to get ahead
+      for (std::uint32_t i = 0; i < slice_pauses; ++i) cpu_relax();
     }
-    for (std::uint32_t i = 0; i < lag_pauses_; ++i) cpu_relax();
   }
 
   std::uint32_t run_ = 0;
   std::uint32_t short_runs_ = 0;
   std::uint32_t probe_after_ = first_probe;
-  std::uint32_t lag_pauses_ = min_lag_pauses;
+  std::uint32_t lag_slices_ = min_lag_slices;
   bool lagging_ = false;
 };
 
