@@ -30,6 +30,24 @@ namespace {
 constexpr std::int64_t encode(std::int64_t producer, std::int64_t seq) {
   return producer * 1'000'000'000 + seq;
 }
+
+// Receives until every sender is gone, checking that each producer's
+// messages (value(m) == encode(producer, seq)) arrive in order, without gap
+// or duplicate; `total` counts them. A failed check stops early, leaving
+// `total` short for the caller's count check.
+template <class Receiver, class Value>
+void drain_in_order(Receiver& rx, std::int64_t producers, Value value, std::int64_t& total) {
+  std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
+  total = 0;
+  for (auto&& m : rx) {
+    const std::int64_t v = value(m);
+    const auto p = static_cast<std::size_t>(v / 1'000'000'000);
+    ASSERT_LT(p, next.size());
+    ASSERT_EQ(v % 1'000'000'000, next[p]) << "producer " << p;
+    ++next[p];
+    ++total;
+  }
+}
 }  // namespace
 
 // 16 producers: every message arrives once, in order per producer.
@@ -46,15 +64,8 @@ TYPED_TEST(stress, many_producers_every_message_once_in_order) {
       });
     }
     tx = {};
-    std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
     std::int64_t total = 0;
-    for (auto&& m : rx) {
-      const auto p = static_cast<std::size_t>(m.value() / 1'000'000'000);
-      ASSERT_LT(p, next.size());
-      ASSERT_EQ(m.value() % 1'000'000'000, next[p]) << "producer " << p;
-      ++next[p];
-      ++total;
-    }
+    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
     EXPECT_EQ(total, producers * per);
   }
   EXPECT_EQ(check.leaked(), 0);
@@ -200,26 +211,19 @@ TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
   };
   const int rounds = static_cast<int>(10 * sluice_test::stress_scale());
   const std::int64_t producers = 16;
-  const std::int64_t per = 32;  // 512 messages: two laps of a 256-slot ring
+  constexpr std::int64_t per = 32;  // 512 messages: two laps of a 256-slot ring
   leak_check check;
   for (int r = 0; r < rounds; ++r) {
     auto [tx, rx] = sluice::sync_channel<page_message>(256);
     std::vector<std::jthread> threads;
     for (std::int64_t p = 0; p < producers; ++p) {
-      threads.emplace_back([sender = tx, p, per] {
+      threads.emplace_back([sender = tx, p] {
         for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(page_message(encode(p, i))));
       });
     }
     tx = {};
-    std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
     std::int64_t total = 0;
-    for (auto&& m : rx) {
-      const auto p = static_cast<std::size_t>(m.c.value() / 1'000'000'000);
-      ASSERT_LT(p, next.size());
-      ASSERT_EQ(m.c.value() % 1'000'000'000, next[p]) << "producer " << p;
-      ++next[p];
-      ++total;
-    }
+    drain_in_order(rx, producers, [](const page_message& m) { return m.c.value(); }, total);
     ASSERT_EQ(total, producers * per);
   }
   EXPECT_EQ(check.leaked(), 0);
