@@ -115,7 +115,9 @@ class sync_sender
   /// sync_sender::send - queues `value`, waiting while the channel is full.
   /// On a rendezvous channel, returns once a receiver has taken the value.
   /// Fails with send_error (holding `value`) when the receiver is gone or
-  /// closed, including while waiting.
+  /// closed, including while waiting. A channel with a large bound allocates
+  /// its slots as they are first used: this (and try_send, send_timeout,
+  /// send_deadline) may then throw std::bad_alloc, leaving `value` unsent.
   std::expected<void, send_error<T>> send(T value) const {
     auto r = send_until(std::move(value), detail::deadline::never());
     if (r) return {};

@@ -64,8 +64,9 @@ class array_channel {
 
   // Segment sizing: page-sized for small T and small bounds; at least
   // 1/max_segments of the channel, so the table stays small (<= 2 KiB); but
-  // at most ~1 MiB (for T up to 64 KiB), so that a channel with a huge bound
-  // still costs memory in steps of at most a megabyte. Segments of
+  // that yields to a cap of ~1 MiB per segment (for T up to 64 KiB), so a
+  // channel with a huge bound still grows in steps of at most a megabyte
+  // (its table then has cap / segment entries). Segments of
   // mapped_segment_bytes or more are mapped from the OS (os_pages.hpp).
   static constexpr std::size_t segment_bytes = 4096;
   static constexpr std::size_t max_segments = 256;
