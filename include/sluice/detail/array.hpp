@@ -38,6 +38,7 @@
 #include <sluice/detail/fence.hpp>
 #include <sluice/detail/memory_limit.hpp>
 #include <sluice/detail/os_pages.hpp>
+#include <sluice/detail/receive_pacer.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -183,12 +184,7 @@ class array_channel {
         return std::unexpected(empty ? if_empty : if_disconnected);
       }
       // A sender reserved this slot and is writing it: wait for the stamp.
-      // The receiver has caught up with its sender, as when it finds the
-      // channel empty: the pacer hears of it once per receive.
-      if (pacer != nullptr) {
-        pacer->on_empty();
-        pacer = nullptr;
-      }
+      receive_pacer::caught_up_once(pacer);
       bo.snooze();
     }
   }

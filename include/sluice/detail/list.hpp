@@ -33,6 +33,7 @@
 #include <sluice/detail/cache_padded.hpp>
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/fence.hpp>
+#include <sluice/detail/receive_pacer.hpp>
 #include <sluice/detail/storage.hpp>
 #include <sluice/detail/wait_queue.hpp>
 #include <sluice/error.hpp>
@@ -344,10 +345,7 @@ class list_channel {
     backoff bo;
     // acquire: pairs with the sender's release store after constructing.
     while (!s.written.load(std::memory_order_acquire)) {
-      if (pacer != nullptr) {
-        pacer->on_empty();
-        pacer = nullptr;
-      }
+      receive_pacer::caught_up_once(pacer);
       bo.snooze();
     }
   }

@@ -6,8 +6,9 @@
 // one system call, which is several times cheaper than faulting its pages in
 // one by one as the first messages are written.
 //
-// Invariant: map_pages(n) returns page-aligned memory of n bytes, populated
-// (where the OS supports it); unmap_pages takes it back with the same n.
+// Invariant: map_pages(n) returns n bytes, page-aligned and populated where
+// the OS maps memory (elsewhere: 64-byte aligned from the heap); unmap_pages
+// takes it back with the same n.
 // The memory's contents are unspecified: callers construct what they store.
 #pragma once
 

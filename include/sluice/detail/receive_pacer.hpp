@@ -13,11 +13,11 @@
 // streak of short runs (few messages between empty channels) it probes one
 // short lag; if the run after the lag is long (a batch had piled up) it keeps
 // lagging, each lag twice as long as the last up to a cap (fewer, larger
-// batches mean fewer catch-ups; see lag()), else it stops, and probes again only after
-// twice as long a streak. Only a sender that fills batch_run slots within the
-// first lag (~1.6 us, i.e. about 10 million messages a second) is ever
-// lagged, and a request/response exchange, where a lag can never gather a
-// batch, lags for a vanishing share of its messages (25 in a million).
+// batches mean fewer catch-ups; see lag()), else it stops, and probes again
+// only after twice as long a streak. Only a sender that fills batch_run slots
+// within the first lag (~1.6 us, i.e. about 10 million messages a second) is
+// ever lagged, and a request/response exchange, where a lag can never gather
+// a batch, lags for a vanishing share of its messages (25 in a million).
 //
 // Invariant: receiver-owned (one receiving thread at a time, as the flavors'
 // receive paths); it only ever delays a receive, never skips one.
@@ -68,6 +68,15 @@ class receive_pacer {
     lagging_ = true;
     lag();
     return true;
+  }
+
+  // A receive found its next message reserved but not yet written: it has
+  // caught up with its sender, as when it finds the channel empty. Tells the
+  // pacer (if any) once per receive by clearing the caller's pointer.
+  static void caught_up_once(receive_pacer*& pacer) noexcept {
+    if (pacer == nullptr) return;
+    pacer->on_empty();
+    pacer = nullptr;
   }
 
   // Slices the next lag lasts (for tests).
