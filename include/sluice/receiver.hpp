@@ -77,28 +77,24 @@ class receiver
   }
 
   /// receiver::recv_timeout - as recv(), giving up after `timeout`.
-  /// A timeout <= 0 tries once; a huge one (duration::max()) waits forever.
+  /// A timeout <= 0 (or NaN) tries once; one too long for steady_clock
+  /// (duration::max(), +inf) waits forever. Any rep and period; nothing
+  /// overflows.
   template <class Rep, class Period>
   std::expected<T, recv_timeout_error> recv_timeout(std::chrono::duration<Rep, Period> timeout) {
-    if (detail::is_nonpositive(timeout)) return recv_once();
-    return recv_until(detail::deadline_after(timeout), recv_timeout_error::timeout,
-                      recv_timeout_error::disconnected);
+    return recv_within(detail::deadline::after(timeout));
   }
 
   /// receiver::recv_deadline - as recv(), giving up at `deadline` on its own
   /// clock. A time point already passed tries once; time_point::max() waits
-  /// forever. If a non-steady clock is set back while waiting, the wait is
-  /// extended to the new distance.
+  /// forever. A clock other than steady_clock is read again at least every
+  /// 50 ms while waiting: a jump forward past the deadline ends the wait
+  /// within 50 ms, a clock set back extends it, a clock that stands still
+  /// never reaches it (without spinning). The clock's now() must not throw.
   template <class Clock, class Duration>
   std::expected<T, recv_timeout_error> recv_deadline(
       std::chrono::time_point<Clock, Duration> deadline) {
-    for (;;) {
-      const auto left = detail::time_left(deadline);
-      if (!left) return recv_once();
-      auto r = recv_until(detail::deadline_after(*left), recv_timeout_error::timeout,
-                          recv_timeout_error::disconnected);
-      if (r || r.error() != recv_timeout_error::timeout) return r;
-    }
+    return recv_within(detail::deadline::until(deadline));
   }
 
   /// receiver::close - stops the channel without dropping the receiver, as
@@ -137,13 +133,16 @@ class receiver
         [&](auto& c) { return c.chan().recv_as(d, if_timeout, if_disconnected); });
   }
 
-  // A zero timeout: one try, "empty" reported as "timeout".
-  std::expected<T, recv_timeout_error> recv_once() {
+  // A timed receive: one try if the deadline has passed already, else wait.
+  std::expected<T, recv_timeout_error> recv_within(const detail::deadline& d) {
+    if (!d.has_passed()) {
+      return recv_until(d, recv_timeout_error::timeout, recv_timeout_error::disconnected);
+    }
     if (!*this) return std::unexpected(recv_timeout_error::disconnected);
-    bool empty = false;
+    detail::recv_status status = detail::recv_status::empty;
     return this->ref_.visit([&](auto& c) {
       return c.chan().try_recv_as(recv_timeout_error::timeout, recv_timeout_error::disconnected,
-                                  empty);
+                                  status);
     });
   }
 };

@@ -136,26 +136,26 @@ class sync_sender
   }
 
   /// sync_sender::send_timeout - as send(), giving up after `timeout`.
-  /// A timeout <= 0 tries once; a huge one (duration::max()) waits forever.
+  /// A timeout <= 0 (or NaN) tries once; one too long for steady_clock
+  /// (duration::max(), +inf) waits forever. Any rep and period; nothing
+  /// overflows.
   template <class Rep, class Period>
   std::expected<void, send_timeout_error<T>> send_timeout(
       T value, std::chrono::duration<Rep, Period> timeout) const {
-    if (detail::is_nonpositive(timeout)) return send_once(std::move(value));
-    return send_until(std::move(value), detail::deadline_after(timeout));
+    return send_within(std::move(value), detail::deadline::after(timeout));
   }
 
   /// sync_sender::send_deadline - as send(), giving up at `deadline` on its
   /// own clock. A time point already passed tries once; time_point::max()
-  /// waits forever. If a non-steady clock is set back while waiting, the
-  /// wait is extended to the new distance.
+  /// waits forever. A clock other than steady_clock is read again at least
+  /// every 50 ms while waiting: a jump forward past the deadline ends the
+  /// wait within 50 ms, a clock set back extends it, a clock that stands
+  /// still never reaches it (without spinning). The clock's now() must not
+  /// throw.
   template <class Clock, class Duration>
   std::expected<void, send_timeout_error<T>> send_deadline(
       T value, std::chrono::time_point<Clock, Duration> deadline) const {
-    const auto left = detail::time_left(deadline);
-    if (!left) return send_once(std::move(value));
-    auto r = send_until(std::move(value), detail::deadline_after(*left));
-    if (r || !r.error().is_timeout() || !detail::time_left(deadline)) return r;
-    return send_deadline(std::move(r.error().value), deadline);  // clock was set back
+    return send_within(std::move(value), detail::deadline::until(deadline));
   }
 
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
@@ -173,8 +173,11 @@ class sync_sender
     return this->ref_.visit([&](auto& c) { return c.chan().send(std::move(value), d); });
   }
 
-  // A zero timeout: one try, "full" reported as "timeout".
-  std::expected<void, send_timeout_error<T>> send_once(T&& value) const {
+  // A timed send: one try if the deadline has passed already, else wait.
+  std::expected<void, send_timeout_error<T>> send_within(T&& value,
+                                                         const detail::deadline& d) const {
+    if (!d.has_passed()) return send_until(std::move(value), d);
+    // One try, "full" reported as "timeout".
     auto r = try_send(std::move(value));
     if (r) return {};
     return std::unexpected(send_timeout_error<T>{

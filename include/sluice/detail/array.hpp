@@ -26,8 +26,13 @@
 // Invariants:
 // - A slot holds a live message exactly when its stamp says "written"; the
 //   stamp store (release) publishes it, the load (acquire) receives it.
-// - Only the receiver moves head, so head needs no CAS; senders read it only
-//   to tell "full" from "a reader is still leaving this slot".
+// - A receive moves the message out (T's move constructor and destructor:
+//   user code) *before* it frees the slot's stamp and then advances head, so
+//   a sender that meets the slot meanwhile sees "full" and never waits for
+//   user code; senders never read head.
+// - Only the receiver moves head, so head needs no CAS.
+// - A sender that reaches a segment another sender is still allocating
+//   reports "full" (try_send) or parks until the installer's notify_all.
 // - Segments, once installed, stay until the channel is destroyed.
 #pragma once
 
@@ -112,6 +117,7 @@ class array_channel {
       case push_result::sent:
         return {};
       case push_result::full:
+      case push_result::installing:  // room exists, but not yet its memory
         return std::unexpected(try_send_error<T>{try_send_error<T>::reason_t::full, std::move(msg)});
       case push_result::disconnected:
         break;
@@ -123,14 +129,14 @@ class array_channel {
   std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) {
     using reason = typename send_timeout_error<T>::reason_t;
     push_result r = try_push(msg);
-    if (r == push_result::full) {
+    if (r == push_result::full || r == push_result::installing) {
       const bool done = block_on(
           senders_, d,
           [&] {
             r = try_push(msg);
-            return r != push_result::full;
+            return r == push_result::sent || r == push_result::disconnected;
           },
-          [&] { return !is_full() || is_disconnected(); });
+          [&] { return send_readiness(); });
       if (!done) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
     }
     if (r == push_result::sent) return {};
@@ -140,53 +146,64 @@ class array_channel {
   // --- receiving (one receiver thread at a time) ----------------------------
 
   std::expected<T, try_recv_error> try_recv() noexcept {
-    bool empty = false;
-    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
+    recv_status status = recv_status::empty;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
   }
 
   // Receives without waiting. The result is built in the caller's error
-  // type E, so the message is moved as few times as possible; `empty` tells
-  // the two failures apart even when E cannot. A blocking receive passes its
-  // pacer, told when the message is still being written (see recv_blocking).
+  // type E, so the message is moved as few times as possible; `status`
+  // tells the failures apart even when E cannot. A slot reserved by a sender
+  // that has not finished writing it counts as empty (status stalled): the
+  // send has not happened yet.
   template <class E>
-  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty,
-                                  receive_pacer* pacer = nullptr) noexcept {
-    backoff bo;
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
-    const std::size_t lap = head & ~(one_lap_ - 1);
-    for (;;) {
-      slot* s = segment_of(index);
-      // acquire: pairs with the sender's release of the stamp.
-      const std::size_t stamp =
-          (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
-      if (stamp == head + 1) {
-        slot& sl = s[index & seg_mask()];
-        const std::size_t new_head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
-        // seq_cst: a sender that registered as waiting for room re-checks
-        // head with seq_cst loads; this store and senders_.notify_one()'s
-        // seq_cst load form the Dekker pair that rules out a lost wake-up.
-        head_.value.pos.store(new_head, std::memory_order_seq_cst);
-        std::expected<T, E> result(std::in_place, sl.msg.take());
-        // release: the next lap's sender sees the slot free only after the
-        // message left it.
-        sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
-        senders_.notify_one();
-        empty = false;
-        return result;
-      }
-      // seq_cst fence: the tail read must not be satisfied before the stamp
-      // read above, or a written slot could be reported empty.
-      seq_cst_fence();
-      const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
-      if ((tail & ~mark_bit_) == head) {
-        empty = (tail & mark_bit_) == 0;
-        return std::unexpected(empty ? if_empty : if_disconnected);
-      }
-      // A sender reserved this slot and is writing it: wait for the stamp.
-      receive_pacer::caught_up_once(pacer);
-      bo.snooze();
+    slot* s = segment_of(index);
+    // acquire: pairs with the sender's release of the stamp.
+    const std::size_t stamp =
+        (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
+    if (stamp == head + 1) {
+      slot& sl = s[index & seg_mask()];
+      std::expected<T, E> result(std::in_place, sl.msg.take());  // user code; the slot stays ours
+      // seq_cst: frees the slot for the next lap's sender (release: after
+      // the message left it), and pairs with a sender that registered as
+      // waiting for room, which re-checks this stamp with a seq_cst load
+      // (send_readiness), against senders_.notify_one()'s seq_cst load: the
+      // Dekker pair that rules out a lost wake-up.
+      sl.stamp.store(head + one_lap_ - index, std::memory_order_seq_cst);
+      const std::size_t lap = head & ~(one_lap_ - 1);
+      // release: for len() and is_empty() readers; no sender depends on it.
+      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
+                            std::memory_order_release);
+      senders_.notify_one();
+      status = recv_status::message;
+      return result;
     }
+    // seq_cst fence: the tail read must not be satisfied before the stamp
+    // read above, or a written slot could be reported empty.
+    seq_cst_fence();
+    const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
+    if ((tail & ~mark_bit_) == head) {
+      status = (tail & mark_bit_) == 0 ? recv_status::empty : recv_status::disconnected;
+    } else {
+      status = recv_status::stalled;  // reserved, still being written
+    }
+    return std::unexpected(status == recv_status::disconnected ? if_disconnected : if_empty);
+  }
+
+  // For a registered receiver: is the next message written, or will a
+  // sender's notify come? Receiver only.
+  [[nodiscard]] readiness recv_readiness() const noexcept {
+    const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+    const std::size_t index = head & (mark_bit_ - 1);
+    // seq_cst: the re-check half of the Dekker pair (see blocking.hpp).
+    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    if ((tail & ~mark_bit_) == head) return (tail & mark_bit_) != 0 ? readiness::ready : readiness::wait;
+    const slot* s = segment_of(index);
+    const std::size_t stamp =
+        (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) : 0) + index;
+    return stamp == head + 1 ? readiness::ready : readiness::poll;
   }
 
   template <class E>
@@ -242,7 +259,8 @@ class array_channel {
   }
 
  private:
-  enum class push_result { sent, full, disconnected };
+  // installing: the next slot's segment is being allocated by another sender.
+  enum class push_result { sent, full, installing, disconnected };
 
   static std::size_t checked_cap(std::size_t cap) {
     // Positions need two spare high bits (mark bit and lap), and the slots
@@ -291,38 +309,44 @@ class array_channel {
     unmap_pages(s, len * sizeof(slot));
   }
 
-  // The segment holding `index`, installing it first if needed (senders).
+  // The segment holding `index`, installing it first if needed (senders);
+  // null while another sender is installing it.
   slot* sender_segment(std::size_t index) {
     slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
     if (s != nullptr && s != installing()) [[likely]] return s;
     return install_segment(index >> seg_shift_);
   }
 
-  // One sender claims the empty entry and allocates; the others wait for it
-  // rather than allocate too: with many senders at a segment boundary, each
-  // losing allocation would be a mapping populated and unmapped in vain.
+  // One sender claims the empty entry and allocates; the others do not
+  // allocate too (with many senders at a segment boundary, each losing
+  // allocation would be a mapping populated and unmapped in vain): they
+  // report the segment as being installed, and blocked senders park until
+  // the installer's notify_all.
   [[gnu::noinline]] slot* install_segment(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i];
-    backoff bo;
-    for (;;) {
-      slot* s = entry.load(std::memory_order_acquire);
-      if (s == nullptr) {
-        // relaxed: claiming publishes nothing; the store below does.
-        if (!entry.compare_exchange_strong(s, installing(), std::memory_order_relaxed)) continue;
-        slot* fresh = nullptr;
-        try {
-          fresh = allocate_segment(segment_len(i));
-        } catch (...) {
-          entry.store(nullptr, std::memory_order_relaxed);  // let another sender try
-          throw;
-        }
-        // release: the fresh slots' empty stamps are seen with the pointer.
-        entry.store(fresh, std::memory_order_release);
-        return fresh;
+    slot* s = entry.load(std::memory_order_acquire);
+    while (s == nullptr) {
+      // relaxed: claiming publishes nothing; the store below does.
+      if (!entry.compare_exchange_strong(s, installing(), std::memory_order_relaxed,
+                                         std::memory_order_acquire)) {
+        continue;
       }
-      if (s != installing()) return s;
-      bo.snooze();
+      slot* fresh = nullptr;
+      try {
+        fresh = allocate_segment(segment_len(i));
+      } catch (...) {
+        entry.store(nullptr, std::memory_order_seq_cst);  // let another sender try
+        senders_.notify_all();
+        throw;
+      }
+      // seq_cst: release, so the fresh slots' empty stamps are seen with the
+      // pointer; and the progress half of the Dekker pair with senders that
+      // registered while it was being installed (send_readiness).
+      entry.store(fresh, std::memory_order_seq_cst);
+      senders_.notify_all();
+      return fresh;
     }
+    return s == installing() ? nullptr : s;
   }
 
   // Writes `msg` into a free slot (moving from it) unless full or disconnected.
@@ -333,7 +357,9 @@ class array_channel {
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
       const std::size_t index = tail & (mark_bit_ - 1);
       const std::size_t lap = tail & ~(one_lap_ - 1);
-      slot& s = sender_segment(index)[index & seg_mask()];
+      slot* seg = sender_segment(index);
+      if (seg == nullptr) return push_result::installing;
+      slot& s = seg[index & seg_mask()];
       // acquire: the slot's previous message has left before we overwrite it.
       const std::size_t stamp = s.stamp.load(std::memory_order_acquire) + index;
       if (tail == stamp) {
@@ -350,19 +376,29 @@ class array_channel {
         }
         bo.spin();
       } else if (stamp + one_lap_ == tail + 1) {
-        // The slot still holds last lap's message: full, unless the receiver
-        // has already moved head past it and is taking it out right now.
-        seq_cst_fence();
-        const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
-        if (head + one_lap_ == tail) return push_result::full;
-        bo.spin();
-        tail = tail_.value.load(std::memory_order_relaxed);
+        // The slot still holds last lap's message (or the receiver is still
+        // taking it out): full.
+        return push_result::full;
       } else {
         // Another sender moved past us; reload.
         bo.snooze();
         tail = tail_.value.load(std::memory_order_relaxed);
       }
     }
+  }
+
+  // For a registered sender: is there room (or a disconnect), or will the
+  // receiver's (or the segment installer's) notify come?
+  [[nodiscard]] readiness send_readiness() const noexcept {
+    // seq_cst loads: the re-check half of the Dekker pairs (see blocking.hpp).
+    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    if ((tail & mark_bit_) != 0) return readiness::ready;
+    const std::size_t index = tail & (mark_bit_ - 1);
+    const slot* s = segments_[index >> seg_shift_].load(std::memory_order_seq_cst);
+    if (s == installing()) return readiness::wait;
+    if (s == nullptr) return readiness::ready;  // we may install it ourselves
+    const std::size_t stamp = s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) + index;
+    return stamp + one_lap_ == tail + 1 ? readiness::wait : readiness::ready;
   }
 
   // Returns true if this call marked the tail.
@@ -373,16 +409,20 @@ class array_channel {
 
   // Destroys every queued message. Receiver only, after the tail is marked:
   // no slot can be reserved any more, and slots reserved before the mark are
-  // waited for until written.
+  // waited for until written (parked if their senders are slow).
   void discard_all() noexcept {
     std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst) & ~mark_bit_;
-    backoff bo;
     while (head != tail) {
       const std::size_t index = head & (mark_bit_ - 1);
       const std::size_t lap = head & ~(one_lap_ - 1);
+      // A reserved slot's segment is installed (the sender installed it
+      // before reserving), and its writer notifies receivers_ when done.
       slot& s = segment_of(index)[index & seg_mask()];
-      while (s.stamp.load(std::memory_order_acquire) + index != head + 1) bo.snooze();
+      // acquire: pairs with the writer's release of the stamp.
+      wait_for_peer(receivers_, [&] {
+        return s.stamp.load(std::memory_order_acquire) + index == head + 1;
+      });
       s.msg.destroy();
       head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
     }

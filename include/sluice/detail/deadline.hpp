@@ -1,81 +1,187 @@
 // sluice/detail/deadline.hpp - one place turns any std::chrono duration or
-// time point into a saturating steady_clock deadline.
+// time point into what a waiting operation needs: "has it passed?" and "when
+// must a sleeper wake up to ask again?".
 //
-// Invariants: conversion never overflows (durations and time points at or
-// beyond what steady_clock can represent become "forever"); a timeout <= 0 or
-// a time point already passed becomes "already expired" (try once).
+// Arithmetic is done in long double nanoseconds, never in the caller's rep:
+// a time point of hours near max() minus now() in nanoseconds overflows any
+// integer rep, and a comparison in the common type overflows before it can
+// tell "far future" from "past". long double (64-bit mantissa on x86-64)
+// holds every nanosecond count below 2^64 exactly, and its exponent range
+// takes years::max() in nanoseconds.
+//
+// Kinds of deadline:
+// - expired: a timeout <= 0 or NaN, or a time point already passed: the
+//   operation tries once.
+// - never: duration::max() or anything at least as far away as steady_clock
+//   can represent, +inf, and time_point::max() of any clock.
+// - steady: a point on steady_clock, waited for exactly (the parker sleeps
+//   until it on CLOCK_MONOTONIC).
+// - followed: a point on any other clock (system_clock, a user's clock).
+//   Its distance is re-read from that clock at least every `clock_poll`
+//   while waiting, so a clock that jumps forward is noticed within
+//   clock_poll, and a clock set back extends the wait. A clock that runs
+//   behind steady_clock (frozen, or set back while waiting) is re-read after
+//   lagging_clock_recheck, doubling up to clock_poll: a waiter never spins on
+//   a clock that does not advance.
+//
+// Invariants: nothing here overflows or divides by zero for any rep (integer
+// or floating, including inf and NaN) or period; a deadline belongs to one
+// waiting operation (its mutable state is not shared between threads); a
+// followed deadline refers to the caller's time point, which outlives it.
+// The clock's now() is called only from has_passed(), at most once per
+// expiry of the current estimate: a slow user clock slows nothing else.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
-#include <optional>
+#include <cstdint>
+#include <type_traits>
 
 namespace sluice::detail {
 
 using steady = std::chrono::steady_clock;
 
-// A point on steady_clock, or "never" (wait forever).
+// How often a deadline on a clock other than steady_clock is checked against
+// that clock while waiting (the most a forward jump can go unnoticed).
+inline constexpr std::chrono::milliseconds clock_poll{50};
+// The first re-check of a clock found behind its steady_clock estimate.
+inline constexpr std::chrono::microseconds lagging_clock_recheck{64};
+
+// Nanoseconds in `d`, exact for integer counts up to 2^64 ns; +-inf and NaN
+// pass through.
+template <class Rep, class Period>
+long double to_nanoseconds(std::chrono::duration<Rep, Period> d) noexcept {
+  constexpr long double ns_per_tick =
+      static_cast<long double>(Period::num) * 1e9L / static_cast<long double>(Period::den);
+  return static_cast<long double>(d.count()) * ns_per_tick;
+}
+
 class deadline {
  public:
-  static constexpr deadline never() noexcept { return deadline{}; }
-  static constexpr deadline at(steady::time_point t) noexcept { return deadline{t}; }
+  static deadline never() noexcept { return deadline(kind::never); }
+  static deadline at(steady::time_point t) noexcept {
+    deadline d(kind::on_steady);
+    d.when_ = t;
+    return d;
+  }
 
-  [[nodiscard]] constexpr bool is_never() const noexcept { return !at_.has_value(); }
-  [[nodiscard]] constexpr steady::time_point when() const noexcept { return *at_; }
-  [[nodiscard]] bool has_passed() const noexcept { return at_ && steady::now() >= *at_; }
+  // `timeout` from now.
+  template <class Rep, class Period>
+  static deadline after(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return after_ns(to_nanoseconds(timeout), steady::now());
+  }
+
+  // The time point `tp` of its own clock. A followed deadline keeps a
+  // reference to `tp`, so an rvalue is refused.
+  template <class Clock, class Duration>
+  static deadline until(const std::chrono::time_point<Clock, Duration>& tp) noexcept {
+    using point = std::chrono::time_point<Clock, Duration>;
+    if (tp == point::max()) return never();
+    if constexpr (std::is_same_v<Clock, steady>) {
+      const auto now = steady::now();
+      return after_ns(to_nanoseconds(tp.time_since_epoch()) -
+                          to_nanoseconds(now.time_since_epoch()),
+                      now);
+    } else {
+      deadline d(kind::followed);
+      d.point_ = &tp;
+      d.left_ns_ = &left_ns<Clock, Duration>;
+      return d;  // the clock is first read by has_passed()
+    }
+  }
+  template <class Clock, class Duration>
+  static deadline until(const std::chrono::time_point<Clock, Duration>&&) = delete;
+
+  [[nodiscard]] bool is_never() const noexcept { return kind_ == kind::never; }
+
+  // Whether the deadline has passed. For a followed clock, re-reads the
+  // clock once the current estimate has run out.
+  [[nodiscard]] bool has_passed() const noexcept {
+    switch (kind_) {
+      case kind::expired:
+        return true;
+      case kind::never:
+        return false;
+      case kind::on_steady:
+        return steady::now() >= when_;
+      case kind::followed:
+        break;
+    }
+    return followed_has_passed();
+  }
+
+  // When a sleeping waiter must wake to call has_passed() again:
+  // steady::time_point::max() for never. Meaningful after has_passed()
+  // returned false.
+  [[nodiscard]] steady::time_point wake_at() const noexcept {
+    return kind_ == kind::never ? steady::time_point::max() : when_;
+  }
 
  private:
-  constexpr deadline() noexcept = default;
-  constexpr explicit deadline(steady::time_point t) noexcept : at_(t) {}
-  std::optional<steady::time_point> at_;
+  enum class kind : std::uint8_t { expired, never, on_steady, followed };
+
+  explicit deadline(kind k) noexcept : kind_(k) {}
+
+  // Nanoseconds from now until the time point at `p`, on its clock.
+  template <class Clock, class Duration>
+  static long double left_ns(const void* p) noexcept {
+    const auto& tp = *static_cast<const std::chrono::time_point<Clock, Duration>*>(p);
+    // Two conversions, then one subtraction in long double: tp - now in the
+    // clock's own rep could overflow (now negative, tp near max()).
+    return to_nanoseconds(tp.time_since_epoch()) - to_nanoseconds(Clock::now().time_since_epoch());
+  }
+
+  // steady_clock ticks for a positive, finite nanosecond count below the
+  // range left on steady_clock (callers check), rounded up so that a
+  // positive wait never becomes zero.
+  static steady::duration ns_to_ticks(long double ns) noexcept {
+    constexpr long double ticks_per_ns = static_cast<long double>(steady::period::den) /
+                                         (static_cast<long double>(steady::period::num) * 1e9L);
+    const long double exact = ns * ticks_per_ns;
+    auto ticks = static_cast<steady::rep>(exact);
+    if (static_cast<long double>(ticks) < exact) ++ticks;
+    return steady::duration(ticks);
+  }
+
+  static long double room_ns(steady::time_point now) noexcept {
+    return to_nanoseconds(steady::time_point::max() - now);
+  }
+
+  static deadline after_ns(long double ns, steady::time_point now) noexcept {
+    if (!(ns > 0)) return deadline(kind::expired);  // zero, negative, -inf, NaN
+    if (!(ns < room_ns(now))) return never();       // +inf, max(), beyond steady's range
+    return at(now + ns_to_ticks(ns));
+  }
+
+  bool followed_has_passed() const noexcept {
+    const auto now = steady::now();
+    if (now < when_) return false;
+    const long double left = left_ns_(point_);
+    if (!(left > 0)) {  // reached (NaN counts as reached: try once)
+      kind_ = kind::expired;
+      return true;
+    }
+    constexpr auto poll = static_cast<long double>(std::chrono::nanoseconds(clock_poll).count());
+    long double wait = std::min(left, poll);
+    if (expected_end_) {
+      // The last estimate expected the deadline by now: the clock runs
+      // behind steady_clock. Re-read it less and less often.
+      wait = std::max(wait, lag_recheck_ns_);
+      lag_recheck_ns_ = std::min(lag_recheck_ns_ * 2, poll);
+    }
+    expected_end_ = wait == left;
+    wait = std::min(wait, room_ns(now) / 2);  // never past steady's range
+    when_ = now + ns_to_ticks(wait);
+    return false;
+  }
+
+  mutable kind kind_;
+  mutable bool expected_end_ = false;
+  mutable steady::time_point when_ = steady::time_point::min();  // steady: the point; followed: next check
+  mutable long double lag_recheck_ns_ =
+      static_cast<long double>(std::chrono::nanoseconds(lagging_clock_recheck).count());
+  const void* point_ = nullptr;                     // followed: the caller's time point
+  long double (*left_ns_)(const void*) = nullptr;  // followed: reads its clock
 };
-
-// Converts a positive duration to steady_clock ticks, or nullopt when it is at
-// least `limit` ticks (too far away to matter: treated as forever). Compares
-// in long double so that any rep (integer or floating, any period) is safe.
-template <class Rep, class Period>
-std::optional<steady::duration> to_steady_ticks(std::chrono::duration<Rep, Period> d,
-                                                steady::duration limit) noexcept {
-  using wide = std::chrono::duration<long double, steady::period>;
-  const wide w = std::chrono::duration_cast<wide>(d);
-  if (!(w < wide(limit))) return std::nullopt;  // also catches NaN as forever
-  // Round up: a positive timeout never becomes a zero wait.
-  auto ticks = static_cast<steady::rep>(w.count());
-  if (static_cast<long double>(ticks) < w.count()) ++ticks;
-  return steady::duration(ticks);
-}
-
-// A positive timeout from now; callers handle <= 0 before calling.
-template <class Rep, class Period>
-deadline deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-  const auto now = steady::now();
-  const auto room = steady::time_point::max() - now;
-  const auto ticks = to_steady_ticks(timeout, room);
-  return ticks ? deadline::at(now + *ticks) : deadline::never();
-}
-
-// True when a timeout means "try once" (zero, negative, or NaN-free <= 0).
-template <class Rep, class Period>
-constexpr bool is_nonpositive(std::chrono::duration<Rep, Period> d) noexcept {
-  return !(d > std::chrono::duration<Rep, Period>::zero());
-}
-
-// The time left until `tp` on its own clock, or nullopt when `tp` has already
-// passed. Never overflows, whatever the clock's rep or the sign of now().
-template <class Clock, class Duration>
-std::optional<std::chrono::duration<long double, steady::period>> time_left(
-    std::chrono::time_point<Clock, Duration> tp) noexcept {
-  using wide = std::chrono::duration<long double, steady::period>;
-  const auto now = Clock::now();
-  if (!(tp > now)) return std::nullopt;
-  // Subtract in long double: tp - now in the clock's rep can overflow when now
-  // is negative and tp is near max().
-  const wide left = std::chrono::duration_cast<wide>(
-                        std::chrono::duration<long double, typename Duration::period>(
-                            static_cast<long double>(tp.time_since_epoch().count()))) -
-                    std::chrono::duration_cast<wide>(
-                        std::chrono::duration<long double, typename Clock::duration::period>(
-                            static_cast<long double>(now.time_since_epoch().count())));
-  return left;
-}
 
 }  // namespace sluice::detail

@@ -25,6 +25,14 @@
 //   it has finished with it.
 // - After the tail is marked, no new slot is reserved; slots reserved before
 //   the mark are still written, and are then received or destroyed.
+// - The receiver never waits for a sender inside a receive: a slot reserved
+//   but not yet written (its sender is inside T's move constructor, or
+//   descheduled) reads as empty (recv_status::stalled); head moves past a
+//   slot only once it is written. Its writer's `written` store is what a
+//   blocked receiver re-checks (blocking.hpp, readiness::poll).
+// - A sender that finds another sender installing the next block (a window
+//   of a few stores: blocks are allocated before the last slot is reserved)
+//   waits for it, parked if need be: the installer notifies `senders_`.
 #pragma once
 
 #include <sluice/detail/backoff.hpp>
@@ -102,62 +110,79 @@ class list_channel {
   // --- receiving (one receiver thread at a time) ----------------------------
 
   std::expected<T, try_recv_error> try_recv() noexcept {
-    bool empty = false;
-    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
+    recv_status status = recv_status::empty;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
   }
 
   // Receives without waiting. The result is built in the caller's error
-  // type E, so the message is moved as few times as possible; `empty` tells
-  // the two failures apart even when E cannot.
+  // type E, so the message is moved as few times as possible; `status`
+  // tells the failures apart even when E cannot. A slot reserved by a sender
+  // that has not finished writing it counts as empty (status stalled): the
+  // send has not happened yet.
   template <class E>
-  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty,
-                                  receive_pacer* pacer = nullptr) noexcept {
-    backoff bo;
-    for (;;) {
-      const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
-      block* blk = head_.value.blk.load(std::memory_order_acquire);
-      const std::size_t offset = (head >> shift) % lap;
-      std::size_t new_head = head + one;
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
+    const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+    const std::size_t offset = (head >> shift) % lap;
+    std::size_t new_head = head + one;
 
-      if ((head & mark_bit) == 0) {
-        // seq_cst fence: orders our reads of head/slots against the tail
-        // read below, as in crossbeam (a reserved slot is then never missed).
-        seq_cst_fence();
-        const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
-        if ((head >> shift) == (tail >> shift)) {
-          empty = (tail & mark_bit) == 0;
-          return std::unexpected(empty ? if_empty : if_disconnected);
-        }
-        // Head and tail in different blocks: the head block is not the last.
-        if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= mark_bit;
+    if ((head & mark_bit) == 0) {
+      // seq_cst fence: orders our reads of head/slots against the tail
+      // read below, as in crossbeam (a reserved slot is then never missed).
+      seq_cst_fence();
+      const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
+      if ((head >> shift) == (tail >> shift)) {
+        status = (tail & mark_bit) == 0 ? recv_status::empty : recv_status::disconnected;
+        return std::unexpected(status == recv_status::empty ? if_empty : if_disconnected);
       }
-
-      if (blk == nullptr) {  // the first sender is still installing block one
-        bo.snooze();
-        continue;
-      }
-
-      if (offset + 1 == block_cap) {
-        // Last slot of the block: move head to the next block, skipping the
-        // transient offset block_cap.
-        block* next = wait_next(*blk);
-        std::size_t next_index = (new_head & ~mark_bit) + one;
-        if (next->next.load(std::memory_order_relaxed) != nullptr) next_index |= mark_bit;
-        head_.value.blk.store(next, std::memory_order_relaxed);
-        // release: len() readers may compare with tail; nothing else hangs on it.
-        head_.value.index.store(next_index, std::memory_order_release);
-      } else {
-        head_.value.index.store(new_head, std::memory_order_release);
-      }
-
-      slot& s = blk->slots[offset];
-      wait_written(s, pacer);
-      std::expected<T, E> result(std::in_place, s.msg.take());
-      s.written.store(false, std::memory_order_relaxed);  // ready for recycling
-      if (offset + 1 == block_cap) recycle(blk);
-      empty = false;
-      return result;
+      // Head and tail in different blocks: the head block is not the last.
+      if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= mark_bit;
     }
+
+    // acquire: pairs with the first sender's release store of the block
+    // (null while that sender is still installing it).
+    block* blk = head_.value.blk.load(std::memory_order_acquire);
+    // acquire: pairs with the writer's release; the message, and for the
+    // block's last slot the next block's pointer, are then visible.
+    if (blk == nullptr || !blk->slots[offset].written.load(std::memory_order_acquire)) {
+      status = recv_status::stalled;
+      return std::unexpected(if_empty);
+    }
+
+    if (offset + 1 == block_cap) {
+      // Last slot of the block: move head to the next block, skipping the
+      // transient offset block_cap. Its writer linked the next block before
+      // writing the slot.
+      block* next = blk->next.load(std::memory_order_acquire);
+      std::size_t next_index = (new_head & ~mark_bit) + one;
+      if (next->next.load(std::memory_order_relaxed) != nullptr) next_index |= mark_bit;
+      head_.value.blk.store(next, std::memory_order_relaxed);
+      // release: len() readers may compare with tail; nothing else hangs on it.
+      head_.value.index.store(next_index, std::memory_order_release);
+    } else {
+      head_.value.index.store(new_head, std::memory_order_release);
+    }
+
+    slot& s = blk->slots[offset];
+    std::expected<T, E> result(std::in_place, s.msg.take());
+    s.written.store(false, std::memory_order_relaxed);  // ready for recycling
+    if (offset + 1 == block_cap) recycle(blk);
+    status = recv_status::message;
+    return result;
+  }
+
+  // For a registered receiver: is the next message written, or will a
+  // sender's notify come? Receiver only.
+  [[nodiscard]] readiness recv_readiness() const noexcept {
+    const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+    // seq_cst: the re-check half of the Dekker pair (see blocking.hpp).
+    const std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
+    if ((head >> shift) == (tail >> shift)) {
+      return (tail & mark_bit) != 0 ? readiness::ready : readiness::wait;
+    }
+    const block* blk = head_.value.blk.load(std::memory_order_seq_cst);
+    const bool written = blk != nullptr &&
+                         blk->slots[(head >> shift) % lap].written.load(std::memory_order_seq_cst);
+    return written ? readiness::ready : readiness::poll;
   }
 
   template <class E>
@@ -245,7 +270,7 @@ class list_channel {
       const std::size_t offset = (tail >> shift) % lap;
 
       if (offset == block_cap) {  // another sender is installing the next block
-        bo.snooze();
+        wait_for_next_block(bo);
         tail = tail_.value.index.load(std::memory_order_acquire);
         blk = tail_.value.blk.load(std::memory_order_acquire);
         continue;
@@ -288,8 +313,12 @@ class list_channel {
           block* nb = next_block;
           next_block = nullptr;
           tail_.value.blk.store(nb, std::memory_order_release);
-          tail_.value.index.fetch_add(one, std::memory_order_release);
+          // seq_cst: release, so senders that see the new index see the
+          // block; and the progress half of the Dekker pair with senders
+          // that registered to wait for it (wait_for_next_block).
+          tail_.value.index.fetch_add(one, std::memory_order_seq_cst);
           blk->next.store(nb, std::memory_order_release);
+          senders_.notify_all();
         }
         slot& s = blk->slots[offset];
         s.msg.construct(std::move(msg));
@@ -303,33 +332,57 @@ class list_channel {
     }
   }
 
-  // Discards every queued message. Receiver only, after the tail is marked.
-  void discard_all() noexcept {
-    backoff bo;
-    std::size_t tail = tail_.value.index.load(std::memory_order_acquire);
-    // A sender that took a block's last slot before the mark is still
-    // installing the next block; wait, or its block would leak.
-    while (((tail >> shift) % lap) == block_cap) {
+  // Waits while another sender installs the next block: it has reserved
+  // the block's last slot and is a few stores from done, unless it was
+  // descheduled there, hence the park after the backoff.
+  [[gnu::noinline]] void wait_for_next_block(backoff& bo) noexcept {
+    const auto installing = [&] {
+      // seq_cst: the re-check half of the Dekker pair with the installer.
+      return ((tail_.value.index.load(std::memory_order_seq_cst) >> shift) % lap) == block_cap;
+    };
+    if (!bo.is_completed()) {
       bo.snooze();
+      return;
+    }
+    block_on(
+        senders_, deadline::never(), [&] { return !installing(); },
+        [&] { return installing() ? readiness::wait : readiness::ready; });
+  }
+
+  // Discards every queued message. Receiver only, after the tail is marked.
+  // Waits (parked if need be) for senders that reserved slots before the
+  // mark to finish writing them; each notifies receivers_ when done.
+  void discard_all() noexcept {
+    // A sender that took a block's last slot before the mark is still
+    // installing the next block; wait, or its block would leak. It then
+    // writes that slot, which notifies us.
+    std::size_t tail = 0;
+    wait_for_peer(receivers_, [&] {
+      // acquire: the installed block is seen with the index.
       tail = tail_.value.index.load(std::memory_order_acquire);
-    }
+      return ((tail >> shift) % lap) != block_cap;
+    });
     std::size_t head = head_.value.index.load(std::memory_order_relaxed);
-    block* blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
+    block* blk = nullptr;
     if ((head >> shift) != (tail >> shift)) {
-      // Messages exist, so the first block does too: wait for its pointer.
-      while (blk == nullptr) {
-        bo.snooze();
-        blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
-      }
+      // Messages exist, so the first block does too (its installer stored
+      // the pointer before reserving the first slot, then writes it).
+      wait_for_peer(receivers_, [&] {
+        return head_.value.blk.load(std::memory_order_acquire) != nullptr;
+      });
     }
+    blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
     while ((head >> shift) != (tail >> shift)) {
       const std::size_t offset = (head >> shift) % lap;
       if (offset < block_cap) {
         slot& s = blk->slots[offset];
-        wait_written(s);
+        // acquire: pairs with the writer's release store.
+        wait_for_peer(receivers_, [&] { return s.written.load(std::memory_order_acquire); });
         s.msg.destroy();
       } else {
-        block* next = wait_next(*blk);
+        // The block's last slot was written above, and its writer linked
+        // the next block before writing it.
+        block* next = blk->next.load(std::memory_order_acquire);
         blocks_.release(blk);
         blk = next;
       }
@@ -337,26 +390,6 @@ class list_channel {
     }
     blocks_.release(blk);
     head_.value.index.store(head & ~mark_bit, std::memory_order_release);
-  }
-
-  // Waits for a reserved slot's message. A blocking receive's pacer hears
-  // that the receiver has caught up with its sender (see recv_blocking).
-  static void wait_written(const slot& s, receive_pacer* pacer = nullptr) noexcept {
-    backoff bo;
-    // acquire: pairs with the sender's release store after constructing.
-    while (!s.written.load(std::memory_order_acquire)) {
-      receive_pacer::caught_up_once(pacer);
-      bo.snooze();
-    }
-  }
-
-  static block* wait_next(const block& b) noexcept {
-    backoff bo;
-    for (;;) {
-      // acquire: pairs with the installing sender's release store.
-      if (block* n = b.next.load(std::memory_order_acquire)) return n;
-      bo.snooze();
-    }
   }
 
   // A fresh block, reusing the spare one when there is one.
@@ -381,6 +414,7 @@ class list_channel {
   // Cold fields share the last cache line: read by senders on each send
   // (receivers_'s emptiness hint) or touched once per block.
   wait_queue receivers_;           // the blocked receiver, if any
+  wait_queue senders_;             // senders waiting for a block to be installed
   std::atomic<block*> spare_{nullptr};  // one drained block kept for reuse
   block_source<block> blocks_;     // where blocks come from and go back to
 };

@@ -6,15 +6,16 @@
 // buckets plays the same role.
 //
 // Invariants:
-// - park_while(word, expected, d) returns when *word != expected was observed,
-//   when d passed, or spuriously; callers always re-check their condition.
+// - park_while(word, expected, wake_at) returns when *word != expected was
+//   observed, when steady_clock reached wake_at (time_point::max(): never),
+//   or spuriously; callers always re-check their condition.
 // - wake_all(word) only uses the address of `word`, never its contents, so a
 //   waker may call it after the waiting thread has returned and destroyed the
 //   word: at worst another thread whose word reuses the address sees a
 //   spurious wake-up, which the first invariant already allows.
 #pragma once
 
-#include <sluice/detail/deadline.hpp>
+#include <chrono>
 
 #include <atomic>
 #include <cstdint>
@@ -47,17 +48,17 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
 #if SLUICE_FUTEX_PARKER
 
 inline void park_while(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       const deadline& d) noexcept {
+                       std::chrono::steady_clock::time_point wake_at) noexcept {
   // The futex reads the word itself and sleeps only if it still equals
   // `expected`, which closes the window between our check and the sleep.
   auto* addr = const_cast<std::atomic<std::uint32_t>*>(&word);
-  if (d.is_never()) {
+  if (wake_at == std::chrono::steady_clock::time_point::max()) {
     ::syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
     return;
   }
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, which is what
   // std::chrono::steady_clock reads on Linux.
-  const auto since_epoch = d.when().time_since_epoch();
+  const auto since_epoch = wake_at.time_since_epoch();
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(secs.count());
@@ -87,14 +88,14 @@ inline park_bucket& bucket_for(const void* addr) noexcept {
 }
 
 inline void park_while(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                       const deadline& d) noexcept {
+                       std::chrono::steady_clock::time_point wake_at) noexcept {
   park_bucket& b = bucket_for(&word);
   std::unique_lock lock(b.mutex);
   if (word.load(std::memory_order_acquire) != expected) return;
-  if (d.is_never()) {
+  if (wake_at == std::chrono::steady_clock::time_point::max()) {
     b.cv.wait(lock);
   } else {
-    b.cv.wait_until(lock, d.when());
+    b.cv.wait_until(lock, wake_at);
   }
 }
 

@@ -70,15 +70,6 @@ class receive_pacer {
     return true;
   }
 
-  // A receive found its next message reserved but not yet written: it has
-  // caught up with its sender, as when it finds the channel empty. Tells the
-  // pacer (if any) once per receive by clearing the caller's pointer.
-  static void caught_up_once(receive_pacer*& pacer) noexcept {
-    if (pacer == nullptr) return;
-    pacer->on_empty();
-    pacer = nullptr;
-  }
-
   // Slices the next lag lasts (for tests).
   [[nodiscard]] std::uint32_t lag_slices() const noexcept { return lag_slices_; }
 

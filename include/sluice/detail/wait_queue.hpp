@@ -20,6 +20,7 @@
 #include <sluice/detail/waiter.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <mutex>
 
 namespace sluice::detail {
@@ -48,6 +49,11 @@ struct claimed_entry {
 class waiter_list {
  public:
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const wait_entry* e = head_; e != nullptr; e = e->next) ++n;
+    return n;
+  }
 
   void push_back(wait_entry& e) noexcept {
     e.prev = tail_;
@@ -65,10 +71,11 @@ class waiter_list {
     e.linked = false;
   }
 
-  // Claims the first waiter that belongs to another owner than `self`.
+  // Claims the first waiter that belongs to another owner than `self`; a
+  // `handoff` claim is complete only once the returned entry's wake() runs.
   // Entries whose waiter was already claimed elsewhere (a select woken by
   // another channel, a timed-out waiter) are dropped on the way.
-  claimed_entry claim_first(const void* self) noexcept {
+  claimed_entry claim_first(const void* self, bool handoff = false) noexcept {
     for (wait_entry* e = head_; e != nullptr;) {
       wait_entry* next = e->next;
       if (e->w->owner() != self) {
@@ -76,7 +83,7 @@ class waiter_list {
         void* packet = e->packet;
         const selection op = e->op;
         remove(*e);  // before the claim: see the header's invariants
-        if (wake_token t = w->try_claim(op)) return {t, packet};
+        if (wake_token t = w->try_claim(op, handoff)) return {t, packet};
       }
       e = next;
     }
@@ -129,6 +136,20 @@ class wait_queue {
       empty_.store(list_.empty(), std::memory_order_relaxed);
     }
     c.wake();  // outside the lock: a futex wake is a system call
+  }
+
+  // Wakes every waiter registered now (for progress that serves them all,
+  // such as a segment of slots becoming available). One at a time, each
+  // woken outside the lock; waiters that register meanwhile re-check the
+  // channel themselves.
+  void notify_all() noexcept {
+    if (empty_.load(std::memory_order_seq_cst)) return;
+    std::size_t n = 0;
+    {
+      std::lock_guard guard(lock_);
+      n = list_.size();
+    }
+    while (n-- > 0 && !empty_.load(std::memory_order_relaxed)) notify_one();
   }
 
   // Wakes every waiter with "disconnected".

@@ -3,29 +3,36 @@
 //
 // A waiter is registered in one or more wait queues (one per channel side it
 // waits on). Whoever completes it first claims it by moving its state word
-// from "waiting" to a result, exactly once; then wakes it.
+// from "waiting" to a selection, exactly once; then wakes it. A claim is
+// either final at once (the waiter only needs to learn the selection), or a
+// hand-off: the claimer still moves a message into or out of the waiter's
+// packet (running T's move constructor and destructor, user code of any
+// duration) and completes the claim when done. The waiter returns only once
+// its claim is complete, and sleeps, rather than spins, while it is not.
 //
-// State word (32 bits, also the futex word of a parked thread):
-//   waiting       0  registered, nobody has claimed it yet
-//   parked        1  waiting, and the thread sleeps in the parker
-//   aborted       2  the waiter gave up (timeout, or it saw progress itself)
-//   disconnected  3  the channel side it waits on was disconnected
-//   >= first_op      operation `n` was selected (for select: arm index)
+// State word (32 bits, also the futex word of a sleeping thread):
+//   bits 0-29  the selection: waiting 0, aborted 2 (the waiter gave up:
+//              timeout, or it saw progress itself), disconnected 3, or
+//              operation n >= first_op (for select: the arm)
+//   bit 30     sleeping: the thread sleeps (or is about to) on the word, so
+//              whoever makes the state final owes it a futex wake
+//   bit 31     handing off: claimed, the claimer is still finishing
 //
 // Invariants:
-// - The state leaves {waiting, parked} exactly once (CAS), so an operation is
+// - The selection leaves "waiting" exactly once (CAS), so an operation is
 //   completed at most once and a waiter never consumes two wake-ups.
 // - After a successful claim the claimer may touch only what the waiter keeps
-//   alive until it has seen the claim (the hand-off packet, for rendezvous),
-//   plus the wake itself: a futex wake that uses only the word's address, or
-//   the callback of a coroutine waiter, whose frame stays suspended until the
-//   callback resumes it.
+//   alive until its state is final (its packet, and for a hand-off the state
+//   word itself), plus the wake: a futex wake that uses only the word's
+//   address, or the callback of a coroutine waiter, whose frame stays
+//   suspended until the callback resumes it.
 #pragma once
 
 #include <sluice/detail/backoff.hpp>
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/parker.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -33,7 +40,6 @@ namespace sluice::detail {
 
 using selection = std::uint32_t;
 inline constexpr selection sel_waiting = 0;
-inline constexpr selection sel_parked = 1;
 inline constexpr selection sel_aborted = 2;
 inline constexpr selection sel_disconnected = 3;
 inline constexpr selection sel_first_op = 4;
@@ -52,36 +58,32 @@ inline const void* current_thread_owner() noexcept {
 
 class waiter;
 
-// What a claimer needs to wake a claimed waiter, copied out at claim time so
-// that waking reads nothing from the waiter (which may be gone by then, see
-// the invariants above).
+// What a claimer needs to finish a claim, copied out at claim time so that
+// waking reads nothing from the waiter (which may be gone by then, see the
+// invariants above).
 class wake_token {
  public:
   using resume_fn = void (*)(waiter&) noexcept;
 
   wake_token() noexcept = default;
-  wake_token(waiter* w, resume_fn resume, const std::atomic<std::uint32_t>* word,
-             bool must_wake) noexcept
-      : waiter_(w), resume_(resume), word_(word), must_wake_(must_wake) {}
+  wake_token(waiter* w, resume_fn resume, std::atomic<std::uint32_t>* word, selection sel,
+             bool handoff, bool must_wake) noexcept
+      : waiter_(w), resume_(resume), word_(word), sel_(sel), handoff_(handoff),
+        must_wake_(must_wake) {}
 
   // Whether the claim succeeded.
   explicit operator bool() const noexcept { return waiter_ != nullptr; }
 
-  // Wakes the claimed waiter if it needs it. Call once, after finishing any
-  // hand-off into the waiter's packet.
-  void wake() const noexcept {
-    if (!must_wake_) return;
-    if (resume_ != nullptr) {
-      resume_(*waiter_);  // a suspended coroutine frame: alive until resumed
-    } else {
-      wake_all(word_);  // address only
-    }
-  }
+  // Finishes the claim: completes a hand-off (after the claimer is done with
+  // the waiter's packet), then wakes the waiter if it needs it. Call once.
+  void wake() const noexcept;
 
  private:
   waiter* waiter_ = nullptr;
   resume_fn resume_ = nullptr;
-  const std::atomic<std::uint32_t>* word_ = nullptr;
+  std::atomic<std::uint32_t>* word_ = nullptr;
+  selection sel_ = sel_waiting;
+  bool handoff_ = false;
   bool must_wake_ = false;
 };
 
@@ -89,6 +91,10 @@ class waiter {
  public:
   // Called to resume a non-thread waiter once claimed (coroutines).
   using resume_fn = wake_token::resume_fn;
+
+  static constexpr std::uint32_t sleeping = 1u << 30;
+  static constexpr std::uint32_t handing_off = 1u << 31;
+  static constexpr std::uint32_t selection_mask = sleeping - 1;
 
   // A thread waiter: wait_until() spins, yields, then parks the thread.
   waiter() noexcept : owner_(current_thread_owner()) {}
@@ -100,39 +106,43 @@ class waiter {
 
   [[nodiscard]] const void* owner() const noexcept { return owner_; }
 
-  // Claims the waiter for `sel` unless someone already did; the token wakes it.
+  // Claims the waiter for `sel` unless someone already did; the token wakes
+  // it. With `handoff`, the claim stays pending until the token's wake().
   // acq_rel: acquire so the claimer sees what the waiter published before
   // registering (its packet); release so the waiter, acquiring the state,
   // sees everything the claimer wrote before the claim.
-  // Everything the token needs is read *before* the CAS: once it succeeds,
-  // the waiter may see the claim, return and free this object.
-  wake_token try_claim(selection sel) noexcept {
+  // Everything the token needs is read *before* the CAS: once a final claim
+  // succeeds, the waiter may see it, return and free this object.
+  wake_token try_claim(selection sel, bool handoff = false) noexcept {
     const resume_fn resume = resume_;
-    const std::atomic<selection>* word = &state_;
-    selection cur = state_.load(std::memory_order_relaxed);
-    while (cur == sel_waiting || cur == sel_parked) {
-      if (state_.compare_exchange_weak(cur, sel, std::memory_order_acq_rel,
+    std::atomic<std::uint32_t>* word = &state_;
+    std::uint32_t cur = state_.load(std::memory_order_relaxed);
+    while ((cur & ~sleeping) == sel_waiting) {
+      // A hand-off keeps the sleeping bit: completion reads it to know
+      // whether a wake is owed.
+      const std::uint32_t next = handoff ? (sel | handing_off | (cur & sleeping)) : sel;
+      if (state_.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
-        return {this, resume, word, resume != nullptr || cur == sel_parked};
+        return {this, resume, word, sel, handoff, resume != nullptr || (cur & sleeping) != 0};
       }
     }
     return {};
   }
 
-  // The waiter's own view of its state. acquire: pairs with the claim above.
-  [[nodiscard]] selection selected() const noexcept {
-    return state_.load(std::memory_order_acquire);
-  }
-
-  // Thread waiters: block until claimed or `d` passes; on timeout the waiter
-  // aborts itself, unless a claim won the race, whose result is returned.
+  // Thread waiters: block until the state is final, or until `d` passes or
+  // steady_clock reaches `recheck` while nobody has claimed the waiter: then
+  // the waiter aborts itself (unless a claim won the race, whose result is
+  // returned) and returns sel_aborted. A claimed hand-off is waited for
+  // whatever the deadline: the operation is committed.
   // `patient` waiters spin and yield before parking (the claimer is likely
   // to come soon); others spin briefly, having already spun before waiting.
-  selection wait_until(const deadline& d, bool patient) noexcept {
+  selection wait_until(const deadline& d, bool patient,
+                       steady::time_point recheck = steady::time_point::max()) noexcept {
     backoff bo;
     while (patient ? !bo.is_completed() : !bo.is_spin_completed()) {
-      const selection s = selected();
-      if (s > sel_parked) {
+      // acquire: pairs with the claim (or the hand-off's completion).
+      const std::uint32_t s = state_.load(std::memory_order_acquire);
+      if (is_final(s)) {
         if (patient) bo.wait_ended_unparked();
         return s;
       }
@@ -140,28 +150,56 @@ class waiter {
     }
     backoff::wait_ended_parked();
     for (;;) {
-      selection cur = sel_waiting;
-      // Announce that we sleep, so the claimer knows a futex wake is owed.
-      // acquire on failure: the failure value is a claim whose writes we need.
-      if (!state_.compare_exchange_strong(cur, sel_parked, std::memory_order_acquire,
-                                          std::memory_order_acquire) &&
-          cur != sel_parked) {
-        return cur;
+      std::uint32_t s = state_.load(std::memory_order_acquire);
+      if (is_final(s)) return s;
+      const bool claimed = (s & selection_mask) != sel_waiting;
+      if (!claimed && (d.has_passed() || steady::now() >= recheck)) {
+        // acquire on failure: the failure value may be a claim whose
+        // writes we need.
+        if (state_.compare_exchange_strong(s, sel_aborted, std::memory_order_acquire,
+                                           std::memory_order_acquire)) {
+          return sel_aborted;
+        }
+        continue;
       }
-      if (d.has_passed()) {
-        if (try_claim(sel_aborted)) return sel_aborted;
-        return selected();
+      if ((s & sleeping) == 0) {
+        // Announce that we sleep, so the claimer knows a futex wake is owed.
+        if (!state_.compare_exchange_weak(s, s | sleeping, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+          continue;
+        }
+        s |= sleeping;
       }
-      park_while(state_, sel_parked, d);
-      const selection s = selected();
-      if (s > sel_parked) return s;
+      park_while(state_, s, claimed ? steady::time_point::max() : std::min(d.wake_at(), recheck));
     }
   }
 
  private:
-  std::atomic<selection> state_{sel_waiting};
+  friend class wake_token;
+
+  // Claimed and not still being handed off.
+  static bool is_final(std::uint32_t s) noexcept {
+    return (s & selection_mask) != sel_waiting && (s & handing_off) == 0;
+  }
+
+  std::atomic<std::uint32_t> state_{sel_waiting};
   const void* owner_;
   resume_fn resume_ = nullptr;
 };
+
+inline void wake_token::wake() const noexcept {
+  bool wake_thread = must_wake_;
+  if (handoff_) {
+    // release: the waiter's acquire of its final state sees the hand-off.
+    // The exchange also learns whether the waiter went to sleep meanwhile.
+    const std::uint32_t before = word_->exchange(sel_, std::memory_order_release);
+    wake_thread = (before & waiter::sleeping) != 0;
+  }
+  if (resume_ != nullptr) {
+    resume_(*waiter_);  // a suspended coroutine frame: alive until resumed
+  } else if (wake_thread) {
+    wake_all(word_);  // address only
+  }
+}
 
 }  // namespace sluice::detail

@@ -11,14 +11,16 @@
 // Invariants:
 // - At most one of the two queues holds waiters of distinct owners (an
 //   arriving operation always pairs with a waiting one if it can).
-// - A packet belongs to its waiter; the claimer writes (or empties) it once,
-//   then sets `ready` (release). The waiter, once claimed, waits for
-//   `ready` (acquire) before it touches or destroys the packet.
+// - A packet belongs to its waiter. The claimer claims the waiter for a
+//   hand-off (waiter.hpp), moves the message into or out of the packet
+//   outside the lock (T's move constructor and destructor: user code), then
+//   completes the claim (release). The waiter returns from its wait only
+//   once the claim is complete (acquire), parked if the hand-off is slow.
 // - `disconnected_` only goes from false to true, under the lock; its atomic
 //   mirror serves the lock-free queries.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/blocking.hpp>
 #include <sluice/detail/deadline.hpp>
 #include <sluice/detail/spin_lock.hpp>
 #include <sluice/detail/storage.hpp>
@@ -39,14 +41,6 @@ class zero_channel {
   // The hand-off slot a blocked operation lends to its counterpart.
   struct packet {
     storage<T> msg;
-    std::atomic<bool> ready{false};  // the claimer finished with `msg`
-
-    void wait_ready() const noexcept {
-      backoff bo;
-      // acquire: pairs with the claimer's release; the message (or its
-      // absence) is then settled.
-      while (!ready.load(std::memory_order_acquire)) bo.snooze();
-    }
   };
 
  public:
@@ -63,7 +57,7 @@ class zero_channel {
     using reason = typename try_send_error<T>::reason_t;
     std::unique_lock guard(lock_);
     if (disconnected_) return std::unexpected(try_send_error<T>{reason::disconnected, std::move(msg)});
-    claimed_entry c = receivers_.claim_first(current_thread_owner());
+    claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
     guard.unlock();
     if (!c) return std::unexpected(try_send_error<T>{reason::full, std::move(msg)});
     hand_to(c, msg);
@@ -76,7 +70,7 @@ class zero_channel {
     if (disconnected_) {
       return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
     }
-    if (claimed_entry c = receivers_.claim_first(current_thread_owner())) {
+    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
       guard.unlock();
       hand_to(c, msg);
       return {};
@@ -92,10 +86,7 @@ class zero_channel {
     guard.unlock();
 
     const selection s = w.wait_until(d, /*patient=*/true);
-    if (s == entry.op) {
-      p.wait_ready();  // the receiver has moved the message out
-      return {};
-    }
+    if (s == entry.op) return {};  // the receiver has moved the message out
     // Timed out or disconnected: nobody claimed us, so the message is ours.
     guard.lock();
     senders_.remove(entry);
@@ -108,26 +99,26 @@ class zero_channel {
 
   // Takes the message of a blocked sender, if there is one.
   std::expected<T, try_recv_error> try_recv() noexcept {
-    bool empty = false;
-    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, empty);
+    recv_status status = recv_status::empty;
+    return try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
   }
 
   template <class E>
-  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, bool& empty) noexcept {
+  std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
     std::unique_lock guard(lock_);
-    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
+    if (claimed_entry c = senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
       guard.unlock();
-      empty = false;
+      status = recv_status::message;
       return take_from<E>(c);
     }
-    empty = !disconnected_;
-    return std::unexpected(empty ? if_empty : if_disconnected);
+    status = disconnected_ ? recv_status::disconnected : recv_status::empty;
+    return std::unexpected(disconnected_ ? if_disconnected : if_empty);
   }
 
   template <class E>
   std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) noexcept {
     std::unique_lock guard(lock_);
-    if (claimed_entry c = senders_.claim_first(current_thread_owner())) {
+    if (claimed_entry c = senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
       guard.unlock();
       return take_from<E>(c);
     }
@@ -141,8 +132,7 @@ class zero_channel {
     guard.unlock();
 
     const selection s = w.wait_until(d, /*patient=*/true);
-    if (s == entry.op) {
-      p.wait_ready();  // the sender has written the message
+    if (s == entry.op) {  // the sender has written the message
       return std::expected<T, E>(std::in_place, p.msg.take());
     }
     guard.lock();
@@ -179,22 +169,19 @@ class zero_channel {
     receivers_.disconnect_all();
   }
 
-  // Moves `msg` into a claimed receiver's packet and wakes it.
+  // Moves `msg` into a claimed receiver's packet, then completes the
+  // hand-off (the receiver sees the message) and wakes it. After that the
+  // packet may be gone: only the wake token's word address is used.
   static void hand_to(const claimed_entry& c, T& msg) noexcept {
-    auto* p = static_cast<packet*>(c.packet);
-    p->msg.construct(std::move(msg));
-    // release: the receiver's wait_ready() acquire sees the message. After
-    // this store the packet may be gone: only the wake token is used.
-    p->ready.store(true, std::memory_order_release);
+    static_cast<packet*>(c.packet)->msg.construct(std::move(msg));
     c.wake();
   }
 
-  // Moves the message out of a claimed sender's packet and wakes it.
+  // Moves the message out of a claimed sender's packet, then completes the
+  // hand-off (the sender may leave) and wakes it.
   template <class E>
   static std::expected<T, E> take_from(const claimed_entry& c) noexcept {
-    auto* p = static_cast<packet*>(c.packet);
-    std::expected<T, E> result(std::in_place, p->msg.take());
-    p->ready.store(true, std::memory_order_release);  // the sender may now leave
+    std::expected<T, E> result(std::in_place, static_cast<packet*>(c.packet)->msg.take());
     c.wake();
     return result;
   }
