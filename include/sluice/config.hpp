@@ -1,7 +1,10 @@
 // sluice/config.hpp - version and platform knobs shared by every header.
 //
 // Invariants: nothing here allocates or waits; every macro is prefixed
-// SLUICE_ and may be predefined by the user to override the default.
+// SLUICE_. The knobs (SLUICE_CACHE_LINE, SLUICE_CHECK_RECEIVER, and
+// SLUICE_YIELD_BUDGET_US in backoff.hpp) may be predefined by the user to
+// override their defaults; the version numbers and SLUICE_TSAN (set from the
+// compiler's sanitizer flags) are facts, not knobs.
 #pragma once
 
 #define SLUICE_VERSION_MAJOR 0
@@ -20,9 +23,24 @@
 #  endif
 #endif
 
+// Checks that a receiver's receiving operations are not run by two threads
+// at once (a precondition: the receiver is for one thread at a time), and
+// aborts with a message naming the mistake instead of corrupting the
+// channel. On by default in builds without NDEBUG; it costs two atomic
+// operations per receive. The check's flag is in every build, so translation
+// units compiled with and without it share one layout.
+#ifndef SLUICE_CHECK_RECEIVER
+#  ifdef NDEBUG
+#    define SLUICE_CHECK_RECEIVER 0
+#  else
+#    define SLUICE_CHECK_RECEIVER 1
+#  endif
+#endif
+
 // ThreadSanitizer detection (GCC defines __SANITIZE_THREAD__, Clang exposes
 // __has_feature). Used only to shorten spin phases that are pointless under
 // the sanitizer's scheduler.
+#undef SLUICE_TSAN
 #if defined(__SANITIZE_THREAD__)
 #  define SLUICE_TSAN 1
 #elif defined(__has_feature)
@@ -30,6 +48,6 @@
 #    define SLUICE_TSAN 1
 #  endif
 #endif
-#ifndef SLUICE_TSAN
+#if !defined(SLUICE_TSAN)
 #  define SLUICE_TSAN 0
 #endif

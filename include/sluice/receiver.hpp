@@ -22,18 +22,19 @@
 #include <expected>
 #include <iterator>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace sluice {
 
-template <sendable T>
+template <class T>
 class sender;
-template <sendable T>
+template <class T>
 class sync_sender;
 
 /// The receiving half of a channel made by channel() or sync_channel().
 /// `for (auto&& msg : rx)` receives until the channel is disconnected.
-template <sendable T>
+template <class T>
 class receiver
     : public detail::handle<detail::list_channel<T>, detail::array_channel<T>,
                             detail::zero_channel<T>> {
@@ -73,7 +74,7 @@ class receiver
   /// waiting. On a rendezvous channel, takes the value of a blocked sender.
   std::expected<T, try_recv_error> try_recv() {
     if (!*this) return std::unexpected(try_recv_error::disconnected);
-    return this->ref_.visit([](auto& c) { return c.chan().try_recv(); });
+    return receiving([](auto& chan) { return chan.try_recv(); });
   }
 
   /// receiver::recv_timeout - as recv(), giving up after `timeout`.
@@ -103,7 +104,7 @@ class receiver
   /// receiving reports disconnected. Every handle's is_disconnected() is
   /// true from then on. Idempotent.
   void close() noexcept {
-    if (*this) this->ref_.visit([](auto& c) { c.chan().close(); });
+    if (*this) receiving([](auto& chan) { chan.close(); });
   }
 
   /// Blocking iteration: each step waits for the next message; the range
@@ -125,12 +126,21 @@ class receiver
     if (*this) this->ref_.take().visit([](auto& c) { c.release_receiver(); });
   }
 
+  // Runs f(channel) as a receiving operation (see SLUICE_CHECK_RECEIVER).
+  // Precondition: non-empty.
+  template <class F>
+  decltype(auto) receiving(F&& f) {
+    return this->ref_.visit([&](auto& c) -> decltype(auto) {
+      const typename std::remove_reference_t<decltype(c)>::receive_guard guard(c);
+      return f(c.chan());
+    });
+  }
+
   // Receives until `d`, reporting failures as the caller's error type.
   template <class E>
   std::expected<T, E> recv_until(const detail::deadline& d, E if_timeout, E if_disconnected) {
     if (!*this) return std::unexpected(if_disconnected);
-    return this->ref_.visit(
-        [&](auto& c) { return c.chan().recv_as(d, if_timeout, if_disconnected); });
+    return receiving([&](auto& chan) { return chan.recv_as(d, if_timeout, if_disconnected); });
   }
 
   // A timed receive: one try if the deadline has passed already, else wait.
@@ -140,16 +150,16 @@ class receiver
     }
     if (!*this) return std::unexpected(recv_timeout_error::disconnected);
     detail::recv_status status = detail::recv_status::empty;
-    return this->ref_.visit([&](auto& c) {
-      return c.chan().try_recv_as(recv_timeout_error::timeout, recv_timeout_error::disconnected,
-                                  status);
+    return receiving([&](auto& chan) {
+      return chan.try_recv_as(recv_timeout_error::timeout, recv_timeout_error::disconnected,
+                              status);
     });
   }
 };
 
 /// An input iterator that receives as it advances: blocking (from begin())
 /// or non-blocking (from try_iter()). It holds the current message.
-template <sendable T>
+template <class T>
 class receiver<T>::iterator {
  public:
   using value_type = T;
@@ -215,7 +225,7 @@ class receiver<T>::iterator {
 };
 
 /// The range returned by try_iter(): ends at the first "nothing ready".
-template <sendable T>
+template <class T>
 class receiver<T>::try_iter_range {
  public:
   iterator begin() { return iterator(rx_, false); }

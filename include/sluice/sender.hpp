@@ -23,7 +23,7 @@
 
 namespace sluice {
 
-template <sendable T>
+template <class T>
 class receiver;
 
 namespace detail {
@@ -71,7 +71,7 @@ class sender_handle : public handle<Flavors...> {
 
 /// The sending half of an unbounded channel (see channel()). send() never
 /// blocks. Copy it to get more producers.
-template <sendable T>
+template <class T>
 class sender : public detail::sender_handle<detail::list_channel<T>> {
   using base = detail::sender_handle<detail::list_channel<T>>;
 
@@ -101,7 +101,7 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
 /// The sending half of a bounded or rendezvous channel (see sync_channel()).
 /// send() blocks while the channel is full (rendezvous: until a receiver
 /// takes the value). Copy it to get more producers.
-template <sendable T>
+template <class T>
 class sync_sender
     : public detail::sender_handle<detail::array_channel<T>, detail::zero_channel<T>> {
   using base =

@@ -1,4 +1,5 @@
-// The four channel shapes every conformance test runs on.
+// The five channel shapes every conformance test runs on: unbounded,
+// rendezvous, bounded(1), bounded(4), and a bound spanning several segments.
 #pragma once
 
 #include <sluice/sluice.hpp>

@@ -326,8 +326,10 @@ class array_channel {
     std::atomic<slot*>& entry = segments_[i];
     slot* s = entry.load(std::memory_order_acquire);
     while (s == nullptr) {
-      // relaxed: claiming publishes nothing; the store below does.
-      if (!entry.compare_exchange_strong(s, installing(), std::memory_order_relaxed,
+      // acquire (both ways): claiming publishes nothing, the store below
+      // does; a failure may read another installer's segment, whose slots
+      // we then use.
+      if (!entry.compare_exchange_strong(s, installing(), std::memory_order_acquire,
                                          std::memory_order_acquire)) {
         continue;
       }

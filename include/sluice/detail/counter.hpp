@@ -9,8 +9,13 @@
 //   messages still queued) exactly once.
 // - Of the two sides, the second one to leave frees the allocation
 //   (`destroy` is exchanged by both; whoever reads true was second).
+// - `receiving` is set while a receiving operation runs, when
+//   SLUICE_CHECK_RECEIVER asks for the check (see enter_receive()).
 #pragma once
 
+#include <sluice/config.hpp>
+
+#include <cstdio>
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
@@ -52,6 +57,37 @@ class counter {
     return senders_.load(std::memory_order_relaxed);
   }
 
+  // Marks a receiving operation as running until the guard goes; two at once
+  // abort with a message (with SLUICE_CHECK_RECEIVER; a no-op otherwise).
+  class receive_guard {
+   public:
+    explicit receive_guard([[maybe_unused]] counter& c) noexcept {
+#if SLUICE_CHECK_RECEIVER
+      flag_ = &c.receiving_;
+      // relaxed: the flag orders nothing; an overlap is what it reports.
+      if (flag_->exchange(true, std::memory_order_relaxed)) {
+        std::fputs(
+            "sluice: two threads used one receiver at once; its receiving operations are for "
+            "one thread at a time (move the receiver between threads, or guard it)\n",
+            stderr);
+        std::abort();
+      }
+#endif
+    }
+    ~receive_guard() {
+#if SLUICE_CHECK_RECEIVER
+      flag_->store(false, std::memory_order_relaxed);
+#endif
+    }
+    receive_guard(const receive_guard&) = delete;
+    receive_guard& operator=(const receive_guard&) = delete;
+
+   private:
+#if SLUICE_CHECK_RECEIVER
+    std::atomic<bool>* flag_;
+#endif
+  };
+
  private:
   // Guards against the count wrapping around (billions of leaked copies).
   static constexpr std::size_t max_senders = static_cast<std::size_t>(-1) / 2;
@@ -68,6 +104,7 @@ class counter {
   [[no_unique_address]] Channel chan_;
   std::atomic<std::size_t> senders_{1};
   std::atomic<bool> destroy_{false};
+  std::atomic<bool> receiving_{false};  // see receive_guard
 };
 
 }  // namespace sluice::detail

@@ -11,6 +11,7 @@
 // Invariants:
 // - At most one of the two queues holds waiters of distinct owners (an
 //   arriving operation always pairs with a waiting one if it can).
+// - No user code (T's move constructor or destructor) runs under the lock.
 // - A packet belongs to its waiter. The claimer claims the waiter for a
 //   hand-off (waiter.hpp), moves the message into or out of the packet
 //   outside the lock (T's move constructor and destructor: user code), then
@@ -76,10 +77,24 @@ class zero_channel {
       return {};
     }
     if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+    guard.unlock();
 
     // Wait with the message in our own packet until a receiver takes it.
+    // The move into the packet is user code: outside the lock, so the
+    // channel's other users never wait for it; then look again.
     packet p;
     p.msg.construct(std::move(msg));
+    guard.lock();
+    if (disconnected_) {
+      guard.unlock();
+      return std::unexpected(send_timeout_error<T>{reason::disconnected, p.msg.take()});
+    }
+    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
+      guard.unlock();  // a receiver came meanwhile
+      T value = p.msg.take();
+      hand_to(c, value);
+      return {};
+    }
     waiter w;
     wait_entry entry{.w = &w, .packet = &p};
     senders_.push_back(entry);
