@@ -57,9 +57,13 @@ class zero_channel {
   std::expected<void, try_send_error<T>> try_send(T&& msg) noexcept {
     using reason = typename try_send_error<T>::reason_t;
     std::unique_lock guard(lock_);
-    if (disconnected_) return std::unexpected(try_send_error<T>{reason::disconnected, std::move(msg)});
-    claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
-    guard.unlock();
+    const bool disconnected = disconnected_;
+    claimed_entry c;
+    if (!disconnected) c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
+    guard.unlock();  // errors are built outside: moving the value is user code
+    if (disconnected) {
+      return std::unexpected(try_send_error<T>{reason::disconnected, std::move(msg)});
+    }
     if (!c) return std::unexpected(try_send_error<T>{reason::full, std::move(msg)});
     hand_to(c, msg);
     return {};
@@ -69,6 +73,7 @@ class zero_channel {
     using reason = typename send_timeout_error<T>::reason_t;
     std::unique_lock guard(lock_);
     if (disconnected_) {
+      guard.unlock();  // errors are built outside: moving the value is user code
       return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
     }
     if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
@@ -76,8 +81,8 @@ class zero_channel {
       hand_to(c, msg);
       return {};
     }
-    if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
     guard.unlock();
+    if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
 
     // Wait with the message in our own packet until a receiver takes it.
     // The move into the packet is user code: outside the lock, so the
