@@ -37,8 +37,8 @@ static_assert(sluice::sendable<mailbox>);
 TEST(message_types, request_names_its_own_sender_type) {
   auto [tx, rx] = sluice::sync_channel<request>(1);
   auto [reply_tx, reply_rx] = sluice::sync_channel<request>(1);
-  std::jthread server([rx = std::move(rx)]() mutable {
-    auto r = rx.recv();
+  std::jthread server([requests = std::move(rx)]() mutable {
+    auto r = requests.recv();
     ASSERT_TRUE(r.has_value());
     ASSERT_TRUE(r->back->send(request{r->value * 2, nullptr}).has_value());
   });
@@ -79,8 +79,8 @@ TEST(message_types, receiver_travels_inside_its_own_message_type) {
   auto [tx, rx] = sluice::sync_channel<mailbox>(0);
   auto [inner_tx, inner_rx] = sluice::sync_channel<mailbox>(2);
   ASSERT_TRUE(inner_tx.send(mailbox{{}, 5}).has_value());
-  std::jthread sender([tx = std::move(tx), inbox = std::move(inner_rx)]() mutable {
-    ASSERT_TRUE(tx.send(mailbox{std::move(inbox), 1}).has_value());
+  std::jthread sender([out = std::move(tx), inbox = std::move(inner_rx)]() mutable {
+    ASSERT_TRUE(out.send(mailbox{std::move(inbox), 1}).has_value());
   });
   auto m = rx.recv();
   ASSERT_TRUE(m.has_value());
