@@ -26,10 +26,11 @@
 // Invariants:
 // - A slot holds a live message exactly when its stamp says "written"; the
 //   stamp store (release) publishes it, the load (acquire) receives it.
-// - A receive moves the message out (T's move constructor and destructor:
-//   user code) *before* it frees the slot's stamp and then advances head, so
-//   a sender that meets the slot meanwhile sees "full" and never waits for
-//   user code; senders never read head.
+// - A receive advances head, moves the message out (T's move constructor
+//   and destructor: user code), and only then frees the slot's stamp, so a
+//   sender that meets the slot meanwhile sees "full" and never waits for
+//   user code; senders never read head. A sender that meets a slot last
+//   lap's sender reserved but has not written yet also sees "full".
 // - Only the receiver moves head, so head needs no CAS.
 // - A sender that reaches a segment another sender is still allocating
 //   reports "full" (try_send) or parks until the installer's notify_all.
@@ -165,6 +166,12 @@ class array_channel {
         (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
     if (stamp == head + 1) {
       slot& sl = s[index & seg_mask()];
+      const std::size_t lap = head & ~(one_lap_ - 1);
+      // Head first, so that a receive re-entered from the message's own
+      // move constructor or destructor reads the next slot, not this one.
+      // release: for len() and is_empty() readers; no sender reads head.
+      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
+                            std::memory_order_release);
       std::expected<T, E> result(std::in_place, sl.msg.take());  // user code; the slot stays ours
       // seq_cst: frees the slot for the next lap's sender (release: after
       // the message left it), and pairs with a sender that registered as
@@ -172,10 +179,6 @@ class array_channel {
       // (send_readiness), against senders_.notify_one()'s seq_cst load: the
       // Dekker pair that rules out a lost wake-up.
       sl.stamp.store(head + one_lap_ - index, std::memory_order_seq_cst);
-      const std::size_t lap = head & ~(one_lap_ - 1);
-      // release: for len() and is_empty() readers; no sender depends on it.
-      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
-                            std::memory_order_release);
       senders_.notify_one();
       status = recv_status::message;
       return result;
@@ -377,9 +380,10 @@ class array_channel {
           return push_result::sent;
         }
         bo.spin();
-      } else if (stamp + one_lap_ == tail + 1) {
+      } else if (stamp + one_lap_ == tail + 1 || stamp + one_lap_ == tail) {
         // The slot still holds last lap's message (or the receiver is still
-        // taking it out): full.
+        // taking it out), or last lap's sender reserved it and is still
+        // writing it: full either way, until the receiver frees it.
         return push_result::full;
       } else {
         // Another sender moved past us; reload.
@@ -400,7 +404,10 @@ class array_channel {
     if (s == installing()) return readiness::wait;
     if (s == nullptr) return readiness::ready;  // we may install it ourselves
     const std::size_t stamp = s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) + index;
-    return stamp + one_lap_ == tail + 1 ? readiness::wait : readiness::ready;
+    // Full (try_push's two cases): room comes only from the receiver's
+    // seq_cst stamp store, which is followed by its notify.
+    const bool full = stamp + one_lap_ == tail + 1 || stamp + one_lap_ == tail;
+    return full ? readiness::wait : readiness::ready;
   }
 
   // Returns true if this call marked the tail.

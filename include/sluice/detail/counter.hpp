@@ -9,7 +9,7 @@
 //   messages still queued) exactly once.
 // - Of the two sides, the second one to leave frees the allocation
 //   (`destroy` is exchanged by both; whoever reads true was second).
-// - `receiving` is set while a receiving operation runs, when
+// - `receiving` names the receiving thread while a receiving operation runs, when
 //   SLUICE_CHECK_RECEIVER asks for the check (see enter_receive()).
 #pragma once
 
@@ -57,18 +57,23 @@ class counter {
     return senders_.load(std::memory_order_relaxed);
   }
 
-  // Marks a receiving operation as running until the guard goes; two at once
-  // abort with a message (with SLUICE_CHECK_RECEIVER; a no-op otherwise).
+  // Marks the calling thread as receiving until the guard goes; a receive
+  // by another thread meanwhile aborts with a message (with
+  // SLUICE_CHECK_RECEIVER; a no-op otherwise). A receive re-entered on the
+  // same thread (from a message's destructor) is allowed: each flavor
+  // finishes with its slot's position before running the message's code.
+  // The same layout in every build; only the check is compiled in or out.
   class receive_guard {
    public:
-    explicit receive_guard([[maybe_unused]] counter& c) noexcept {
+    explicit receive_guard(counter& c) noexcept : flag_(&c.receiving_) {
 #if SLUICE_CHECK_RECEIVER
-      flag_ = &c.receiving_;
+      const void* const self = &thread_tag;
       // relaxed: the flag orders nothing; an overlap is what it reports.
-      if (flag_->exchange(true, std::memory_order_relaxed)) {
+      outer_ = flag_->exchange(self, std::memory_order_relaxed);
+      if (outer_ != nullptr && outer_ != self) {
         std::fputs(
-            "sluice: two threads used one receiver at once; its receiving operations are for "
-            "one thread at a time (move the receiver between threads, or guard it)\n",
+            "sluice: two threads used one receiver at once; a receiver's receiving "
+            "operations are for one thread at a time (move it between threads, or guard it)\n",
             stderr);
         std::abort();
       }
@@ -76,16 +81,16 @@ class counter {
     }
     ~receive_guard() {
 #if SLUICE_CHECK_RECEIVER
-      flag_->store(false, std::memory_order_relaxed);
+      flag_->store(outer_, std::memory_order_relaxed);
 #endif
     }
     receive_guard(const receive_guard&) = delete;
     receive_guard& operator=(const receive_guard&) = delete;
 
    private:
-#if SLUICE_CHECK_RECEIVER
-    std::atomic<bool>* flag_;
-#endif
+    static inline thread_local const char thread_tag = 0;
+    [[maybe_unused]] std::atomic<const void*>* flag_;
+    [[maybe_unused]] const void* outer_ = nullptr;  // the enclosing receive of this thread, if any
   };
 
  private:
@@ -104,7 +109,7 @@ class counter {
   [[no_unique_address]] Channel chan_;
   std::atomic<std::size_t> senders_{1};
   std::atomic<bool> destroy_{false};
-  std::atomic<bool> receiving_{false};  // see receive_guard
+  std::atomic<const void*> receiving_{nullptr};  // the receiving thread; see receive_guard
 };
 
 }  // namespace sluice::detail
