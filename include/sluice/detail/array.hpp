@@ -29,7 +29,8 @@
 // - A receive advances head, moves the message out (T's move constructor
 //   and destructor: user code), and only then frees the slot's stamp, so a
 //   sender that meets the slot meanwhile sees "full" and never waits for
-//   user code; senders never read head. A sender that meets a slot last
+//   user code; a sender reads head only to know, when blocked, whether the
+//   receiver is inside that user code. A sender that meets a slot last
 //   lap's sender reserved but has not written yet also sees "full".
 // - Only the receiver moves head, so head needs no CAS.
 // - A sender that reaches a segment another sender is still allocating
@@ -169,16 +170,18 @@ class array_channel {
       const std::size_t lap = head & ~(one_lap_ - 1);
       // Head first, so that a receive re-entered from the message's own
       // move constructor or destructor reads the next slot, not this one.
-      // release: for len() and is_empty() readers; no sender reads head.
+      // seq_cst: pairs with a sender that registered as waiting for room and
+      // re-checks head with a seq_cst load (send_readiness), against
+      // senders_.notify_one()'s seq_cst load below: the Dekker pair that
+      // rules out a lost wake-up. (On the receiver's own cache line, where a
+      // full barrier is cheapest.)
       head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
-                            std::memory_order_release);
+                            std::memory_order_seq_cst);
       std::expected<T, E> result(std::in_place, sl.msg.take());  // user code; the slot stays ours
-      // seq_cst: frees the slot for the next lap's sender (release: after
-      // the message left it), and pairs with a sender that registered as
-      // waiting for room, which re-checks this stamp with a seq_cst load
-      // (send_readiness), against senders_.notify_one()'s seq_cst load: the
-      // Dekker pair that rules out a lost wake-up.
-      sl.stamp.store(head + one_lap_ - index, std::memory_order_seq_cst);
+      // release: frees the slot for the next lap's sender only after the
+      // message left it. A sender that registered meanwhile saw head moved
+      // and polls (send_readiness).
+      sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
       senders_.notify_one();
       status = recv_status::message;
       return result;
@@ -193,6 +196,16 @@ class array_channel {
       status = recv_status::stalled;  // reserved, still being written
     }
     return std::unexpected(status == recv_status::disconnected ? if_disconnected : if_empty);
+  }
+
+  // Whether the slot at head holds a written message. Receiver only.
+  [[nodiscard]] bool next_written() const noexcept {
+    const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+    const std::size_t index = head & (mark_bit_ - 1);
+    const slot* s = segment_of(index);
+    // acquire: pairs with the sender's release of the stamp.
+    return s != nullptr &&
+           s[index & seg_mask()].stamp.load(std::memory_order_acquire) + index == head + 1;
   }
 
   // For a registered receiver: is the next message written, or will a
@@ -404,10 +417,14 @@ class array_channel {
     if (s == installing()) return readiness::wait;
     if (s == nullptr) return readiness::ready;  // we may install it ourselves
     const std::size_t stamp = s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) + index;
-    // Full (try_push's two cases): room comes only from the receiver's
-    // seq_cst stamp store, which is followed by its notify.
-    const bool full = stamp + one_lap_ == tail + 1 || stamp + one_lap_ == tail;
-    return full ? readiness::wait : readiness::ready;
+    // Not full, or a stale tail: try again.
+    if (stamp + one_lap_ != tail + 1 && stamp + one_lap_ != tail) return readiness::ready;
+    // Full (try_push's two cases). If head has not passed the slot, room
+    // comes with the receiver's seq_cst head store, followed by its notify
+    // (Dekker); if it has, the receiver is taking the message out (user
+    // code) and frees the slot with a release store: poll.
+    const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
+    return head + one_lap_ == (tail & ~mark_bit_) ? readiness::wait : readiness::poll;
   }
 
   // Returns true if this call marked the tail.

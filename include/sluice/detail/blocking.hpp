@@ -129,6 +129,10 @@ std::expected<typename Flavor::value_type, E> recv_blocking(Flavor& chan, wait_q
     block_on(
         receivers, d,
         [&] {
+          // A reserved slot stays reserved until written: while stalled,
+          // watch that one slot rather than the sender's tail, whose cache
+          // line the sender writes on every send.
+          if (status == recv_status::stalled && !chan.next_written()) return false;
           // Re-create in place: T need not be assignable.
           std::destroy_at(&result);
           std::construct_at(&result, chan.try_recv_as(if_timeout, if_disconnected, status));

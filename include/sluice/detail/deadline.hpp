@@ -59,11 +59,12 @@ long double to_nanoseconds(std::chrono::duration<Rep, Period> d) noexcept {
 class deadline {
  public:
   static deadline never() noexcept { return deadline(kind::never); }
-  static deadline at(steady::time_point t) noexcept {
-    deadline d(kind::on_steady);
-    d.when_ = t;
-    return d;
-  }
+  static deadline at(steady::time_point t) noexcept { return deadline(t); }
+
+  // Built in place by the factories above and below; never copied (a
+  // followed deadline's state belongs to one wait).
+  deadline(const deadline&) = delete;
+  deadline& operator=(const deadline&) = delete;
 
   // `timeout` from now.
   template <class Rep, class Period>
@@ -83,10 +84,7 @@ class deadline {
                           to_nanoseconds(now.time_since_epoch()),
                       now);
     } else {
-      deadline d(kind::followed);
-      d.point_ = &tp;
-      d.left_ns_ = &left_ns<Clock, Duration>;
-      return d;  // the clock is first read by has_passed()
+      return deadline(&tp, &left_ns<Clock, Duration>);  // the clock is first read by has_passed()
     }
   }
   template <class Clock, class Duration>
@@ -120,7 +118,17 @@ class deadline {
  private:
   enum class kind : std::uint8_t { expired, never, on_steady, followed };
 
+  // Only what a kind reads is initialised: a blocking send or receive
+  // builds a never() deadline every time, so it must cost next to nothing.
   explicit deadline(kind k) noexcept : kind_(k) {}
+  explicit deadline(steady::time_point t) noexcept : kind_(kind::on_steady), when_(t) {}
+  deadline(const void* point, long double (*left)(const void*)) noexcept
+      : kind_(kind::followed),
+        when_(steady::time_point::min()),
+        followed_{point, left,
+                  static_cast<long double>(
+                      std::chrono::nanoseconds(lagging_clock_recheck).count()),
+                  false} {}
 
   // Nanoseconds from now until the time point at `p`, on its clock.
   template <class Clock, class Duration>
@@ -156,32 +164,35 @@ class deadline {
   bool followed_has_passed() const noexcept {
     const auto now = steady::now();
     if (now < when_) return false;
-    const long double left = left_ns_(point_);
+    const long double left = followed_.left_ns(followed_.point);
     if (!(left > 0)) {  // reached (NaN counts as reached: try once)
       kind_ = kind::expired;
       return true;
     }
     constexpr auto poll = static_cast<long double>(std::chrono::nanoseconds(clock_poll).count());
     long double wait = std::min(left, poll);
-    if (expected_end_) {
+    if (followed_.expected_end) {
       // The last estimate expected the deadline by now: the clock runs
       // behind steady_clock. Re-read it less and less often.
-      wait = std::max(wait, lag_recheck_ns_);
-      lag_recheck_ns_ = std::min(lag_recheck_ns_ * 2, poll);
+      wait = std::max(wait, followed_.lag_recheck_ns);
+      followed_.lag_recheck_ns = std::min(followed_.lag_recheck_ns * 2, poll);
     }
-    expected_end_ = wait == left;
+    followed_.expected_end = wait == left;
     wait = std::min(wait, room_ns(now) / 2);  // never past steady's range
     when_ = now + ns_to_ticks(wait);
     return false;
   }
 
+  struct followed_state {
+    const void* point;                   // the caller's time point
+    long double (*left_ns)(const void*);  // reads its clock
+    long double lag_recheck_ns;          // the next re-check of a clock found behind
+    bool expected_end;                   // the last estimate expected the deadline
+  };
+
   mutable kind kind_;
-  mutable bool expected_end_ = false;
-  mutable steady::time_point when_ = steady::time_point::min();  // steady: the point; followed: next check
-  mutable long double lag_recheck_ns_ =
-      static_cast<long double>(std::chrono::nanoseconds(lagging_clock_recheck).count());
-  const void* point_ = nullptr;                     // followed: the caller's time point
-  long double (*left_ns_)(const void*) = nullptr;  // followed: reads its clock
+  mutable steady::time_point when_;  // on_steady: the point; followed: the next check
+  mutable followed_state followed_;  // followed only
 };
 
 }  // namespace sluice::detail

@@ -170,6 +170,16 @@ class list_channel {
     return result;
   }
 
+  // Whether the slot at head holds a written message. Receiver only.
+  [[nodiscard]] bool next_written() const noexcept {
+    const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+    // acquire: pairs with the first sender's release store of the block.
+    const block* blk = head_.value.blk.load(std::memory_order_acquire);
+    // acquire: pairs with the writer's release store.
+    return blk != nullptr &&
+           blk->slots[(head >> shift) % lap].written.load(std::memory_order_acquire);
+  }
+
   // For a registered receiver: is the next message written, or will a
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
