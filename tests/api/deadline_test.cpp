@@ -24,12 +24,11 @@
 // rendezvous} and send_{bounded1,bounded4,rendezvous}. Failure messages name
 // the case (the clock, rep and period of the deadline).
 #include "../support/flavors.hpp"
+#include "../support/peer_probe.hpp"
 
 #include <sluice/sluice.hpp>
 
 #include <gtest/gtest.h>
-
-#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -59,6 +58,7 @@ using std::chrono::duration;
 using std::chrono::nanoseconds;
 using std::chrono::time_point;
 using sluice::recv_timeout_error;
+using sluice_test::thread_cpu_time;
 
 using recv_result = std::expected<int, recv_timeout_error>;
 using send_result = std::expected<void, sluice::send_timeout_error<int>>;
@@ -80,27 +80,30 @@ constexpr int filler_base = 100;
 
 // --- user clocks --------------------------------------------------------------
 
-// A clock that never advances.
-struct frozen_clock {
-  using rep = std::int64_t;
-  using period = std::nano;
-  using duration = std::chrono::nanoseconds;
-  using time_point = std::chrono::time_point<frozen_clock>;
-  // A clock that does not advance is not steady (is_steady promises a
-  // constant rate), and the library may not assume it reaches any deadline.
-  static constexpr bool is_steady = false;
+// What a clock declares besides now() (the Cpp17Clock requirements): a clock
+// derives from this with its own type, rep, period and steadiness.
+template <class Self, class Rep, class Period, bool Steady>
+struct clock_members {
+  using rep = Rep;
+  using period = Period;
+  using duration = std::chrono::duration<Rep, Period>;
+  using time_point = std::chrono::time_point<Self, duration>;
+  static constexpr bool is_steady = Steady;
+};
+
+// A clock that never advances. A clock that does not advance is not steady
+// (is_steady promises a constant rate), and the library may not assume it
+// reaches any deadline.
+struct frozen_clock : clock_members<frozen_clock, std::int64_t, std::nano, false> {
   static time_point now() noexcept { return time_point(std::chrono::hours(1000)); }
 };
 
 // steady_clock shifted by an offset the test controls: it jumps forward and
 // back. Each Tag is an independent clock.
 template <int Tag>
-struct offset_clock {
-  using rep = std::int64_t;
-  using period = std::nano;
-  using duration = std::chrono::nanoseconds;
-  using time_point = std::chrono::time_point<offset_clock>;
-  static constexpr bool is_steady = false;
+struct offset_clock : clock_members<offset_clock<Tag>, std::int64_t, std::nano, false> {
+  using typename offset_clock::clock_members::duration;
+  using typename offset_clock::clock_members::time_point;
   static time_point now() noexcept {
     return time_point(steady::now().time_since_epoch() + duration(offset_ns.load()));
   }
@@ -113,33 +116,18 @@ using nonsteady_clock = offset_clock<1>;   // never shifted: a plain non-steady 
 
 // A steady clock whose epoch is 200 years in the future: now() is negative
 // and time_point::max() - now() overflows the rep.
-struct future_epoch_clock {
-  using rep = std::int64_t;
-  using period = std::nano;
-  using duration = std::chrono::nanoseconds;
-  using time_point = std::chrono::time_point<future_epoch_clock>;
-  static constexpr bool is_steady = true;
+struct future_epoch_clock : clock_members<future_epoch_clock, std::int64_t, std::nano, true> {
   static constexpr duration epoch_ahead = std::chrono::duration_cast<duration>(std::chrono::years(200));
   static time_point now() noexcept { return time_point(steady::now().time_since_epoch() - epoch_ahead); }
 };
 
 // A steady clock counting floating-point seconds.
-struct double_clock {
-  using rep = double;
-  using period = std::ratio<1>;
-  using duration = std::chrono::duration<double>;
-  using time_point = std::chrono::time_point<double_clock>;
-  static constexpr bool is_steady = true;
+struct double_clock : clock_members<double_clock, double, std::ratio<1>, true> {
   static time_point now() noexcept { return time_point(duration(steady::now().time_since_epoch())); }
 };
 
 // Milliseconds since the test started, in 32 bits (max() is ~24.8 days away).
-struct narrow_clock {
-  using rep = std::int32_t;
-  using period = std::milli;
-  using duration = std::chrono::duration<std::int32_t, std::milli>;
-  using time_point = std::chrono::time_point<narrow_clock>;
-  static constexpr bool is_steady = false;
+struct narrow_clock : clock_members<narrow_clock, std::int32_t, std::milli, false> {
   static inline const steady::time_point origin = steady::now();
   static time_point now() noexcept {
     return time_point(std::chrono::duration_cast<duration>(steady::now() - origin));
@@ -148,6 +136,7 @@ struct narrow_clock {
 
 static_assert(std::chrono::is_clock_v<frozen_clock>);
 static_assert(std::chrono::is_clock_v<jumping_clock>);
+static_assert(std::chrono::is_clock_v<nonsteady_clock>);
 static_assert(std::chrono::is_clock_v<future_epoch_clock>);
 static_assert(std::chrono::is_clock_v<double_clock>);
 static_assert(std::chrono::is_clock_v<narrow_clock>);
@@ -185,20 +174,17 @@ timing_case at_case(std::string name, time_point<Clock, Dur> tp) {
   return deadline_case(std::move(name), [tp] { return tp; });
 }
 
+// The reps in use: the fixed-width integers (int8_t ... uint64_t) and the
+// three floating-point types.
 template <class Rep>
 std::string rep_name() {
-  if constexpr (std::is_same_v<Rep, std::int8_t>) return "int8_t";
-  else if constexpr (std::is_same_v<Rep, std::int16_t>) return "int16_t";
-  else if constexpr (std::is_same_v<Rep, std::int32_t>) return "int32_t";
-  else if constexpr (std::is_same_v<Rep, std::int64_t>) return "int64_t";
-  else if constexpr (std::is_same_v<Rep, std::uint8_t>) return "uint8_t";
-  else if constexpr (std::is_same_v<Rep, std::uint16_t>) return "uint16_t";
-  else if constexpr (std::is_same_v<Rep, std::uint32_t>) return "uint32_t";
-  else if constexpr (std::is_same_v<Rep, std::uint64_t>) return "uint64_t";
-  else if constexpr (std::is_same_v<Rep, float>) return "float";
-  else if constexpr (std::is_same_v<Rep, double>) return "double";
-  else if constexpr (std::is_same_v<Rep, long double>) return "long double";
-  else return "?";
+  if constexpr (std::is_integral_v<Rep>) {
+    return (std::is_signed_v<Rep> ? "int" : "uint") + std::to_string(8 * sizeof(Rep)) + "_t";
+  } else if constexpr (std::is_floating_point_v<Rep>) {
+    return std::is_same_v<Rep, float> ? "float" : std::is_same_v<Rep, double> ? "double" : "long double";
+  } else {
+    return "?";
+  }
 }
 
 template <class Period>
@@ -444,12 +430,6 @@ const case_lists& cases() {
 
 // --- running an operation in its own thread -------------------------------------
 
-nanoseconds thread_cpu_time() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return std::chrono::seconds(ts.tv_sec) + nanoseconds(ts.tv_nsec);
-}
-
 template <class R>
 struct outcome {
   R result;
@@ -524,6 +504,23 @@ std::vector<int> fillers(std::size_t n) {
   return out;
 }
 
+bool timed_out(const recv_result& r) { return !r && r.error() == recv_timeout_error::timeout; }
+bool timed_out(const send_result& r) { return !r && r.error().is_timeout(); }
+
+// Repeats a try-once call while it times out (on a rendezvous, the peer may
+// not have registered yet), for up to completion_bound. Returns the last
+// result.
+template <class Call>
+auto retry_while_timing_out(Call call) {
+  const auto until = steady::now() + completion_bound;
+  auto res = call();
+  while (timed_out(res) && steady::now() < until) {
+    std::this_thread::sleep_for(100us);
+    res = call();
+  }
+  return res;
+}
+
 // Sends `v` to a receiver that is (or should be) waiting: at once on a
 // buffered channel; on a rendezvous, as soon as the receiver is registered,
 // giving up if the operation has already returned.
@@ -595,11 +592,6 @@ struct recv_on {
 
   static void deliver(probe& p) { deliver_message(p.tx, delivered_value, p.run.fut); }
   static void disconnect(probe& p) { p.tx = {}; }
-  // Ends an operation that should not be waiting any more; the test has failed already.
-  static void unblock(probe& p) {
-    deliver(p);
-    if (!is_ready(p.run.fut, completion_bound)) disconnect(p);
-  }
 
   static inline const std::string delivered = "value " + std::to_string(delivered_value);
   static inline const std::string timed_out = "timeout";
@@ -614,13 +606,7 @@ struct recv_on {
     auto [tx, rx] = F::template make<int>();
     std::jthread peer([s = std::move(tx)] { (void)s.send(delivered_value); });
     auto run = start_thread([&c, r = std::move(rx)]() mutable {
-      result res = std::unexpected(recv_timeout_error::timeout);
-      const auto until = steady::now() + completion_bound;
-      while (steady::now() < until) {
-        res = c.recv(r);
-        if (res || res.error() != recv_timeout_error::timeout) break;
-        std::this_thread::sleep_for(100us);
-      }
+      auto res = retry_while_timing_out([&] { return c.recv(r); });
       r = {};  // releases the peer if its value was never taken
       return res;
     });
@@ -665,10 +651,6 @@ struct send_on {
 
   static void deliver(probe& p) { p.taken = take_message(p.rx, p.run.fut); }
   static void disconnect(probe& p) { p.rx = {}; }
-  static void unblock(probe& p) {
-    deliver(p);
-    if (!is_ready(p.run.fut, completion_bound)) disconnect(p);
-  }
 
   static inline const std::string delivered = "sent";
   static inline const std::string timed_out =
@@ -705,16 +687,12 @@ struct send_on {
       g.set_value(res ? "value " + std::to_string(*res) : std::string("disconnected"));
     });
     auto run = start_thread([&c, s = std::move(tx)]() mutable {
-      result res = std::unexpected(sluice::send_timeout_error<int>{
-          sluice::send_timeout_error<int>::reason_t::timeout, sent_value});
-      const auto until = steady::now() + completion_bound;
       int v = sent_value;
-      while (steady::now() < until) {
-        res = c.send(s, v);
-        if (res || !res.error().is_timeout()) break;
-        v = res.error().value;  // handed back: try again with it
-        std::this_thread::sleep_for(100us);
-      }
+      auto res = retry_while_timing_out([&] {
+        auto r = c.send(s, v);
+        if (!r) v = r.error().value;  // handed back: try again with it
+        return r;
+      });
       s = {};  // releases the peer if it never got the value
       return res;
     });
@@ -725,6 +703,64 @@ struct send_on {
     EXPECT_EQ(got_fut.get(), "value " + std::to_string(sent_value)) << c.name;
   }
 };
+
+// --- what every test does with a running operation ---------------------------------
+
+// Ends an operation that should not be waiting any more (the test has failed
+// already): as if delivered, else disconnected.
+template <class S>
+void unblock(typename S::probe& p) {
+  S::deliver(p);
+  if (!is_ready(p.run.fut, completion_bound)) S::disconnect(p);
+}
+
+// Starts the operation and returns once it has entered its wait (so that a
+// "has not returned yet" window does not start before the operation does).
+template <class S>
+typename S::probe start_waiting(const timing_case& c) {
+  auto p = S::start(c);
+  p.run.wait_started();
+  return p;
+}
+
+// An operation that must return within `bound`: fails (naming the case, then
+// `why`) if it does not, and ends it.
+template <class S>
+::testing::AssertionResult returns_within(typename S::probe& p, nanoseconds bound, const char* why) {
+  if (is_ready(p.run.fut, bound)) return ::testing::AssertionSuccess();
+  unblock<S>(p);
+  return ::testing::AssertionFailure() << p.c->name << ": still waiting after " << ms(bound) << why;
+}
+
+// An operation that must still be waiting: fails (naming the case, what it
+// returned and when, then `why`) if it has returned.
+template <class Probe>
+::testing::AssertionResult still_waiting(Probe& p, const char* why) {
+  if (!is_ready(p.run.fut, 0s)) return ::testing::AssertionSuccess();
+  const auto o = p.run.fut.get();
+  return ::testing::AssertionFailure() << p.c->name << ": returned " << describe(o.result)
+                                       << " after " << ms(o.wall()) << why;
+}
+
+// Makes a waiting operation able to complete (S::deliver): it must then
+// complete, successfully (`why` explains a failure), and the side's checks
+// after a delivery pass. Returns its outcome, or nullopt (after reporting and
+// disconnecting) if it did not complete.
+template <class S>
+std::optional<outcome<typename S::result>> expect_completes_once_delivered(typename S::probe& p,
+                                                                           const char* why = "") {
+  S::deliver(p);
+  if (!is_ready(p.run.fut, completion_bound)) {
+    ADD_FAILURE() << p.c->name << ": still waiting " << ms(completion_bound)
+                  << " after the operation could complete";
+    S::disconnect(p);
+    return std::nullopt;
+  }
+  auto o = p.run.fut.get();
+  EXPECT_EQ(describe(o.result), S::delivered) << p.c->name << why;
+  S::check_after_delivery(p);
+  return o;
+}
 
 template <class Side>
 class deadline : public ::testing::Test {};
@@ -748,12 +784,10 @@ TYPED_TEST(deadline, past_deadlines_time_out_at_once) {
   using S = TypeParam;
   for (const timing_case& c : cases().past) {
     auto p = S::start(c);
-    if (!is_ready(p.run.fut, prompt_bound)) {
-      ADD_FAILURE() << c.name << ": still waiting after " << ms(prompt_bound)
-                    << "; a deadline already passed (or a timeout <= 0, -inf, NaN) must try once";
-      S::unblock(p);
-      continue;
-    }
+    const auto returned = returns_within<S>(
+        p, prompt_bound, "; a deadline already passed (or a timeout <= 0, -inf, NaN) must try once");
+    EXPECT_TRUE(returned);
+    if (!returned) continue;
     const auto o = p.run.fut.get();
     EXPECT_EQ(describe(o.result), S::timed_out) << c.name << " (returned after " << ms(o.wall()) << ")";
     S::check_after_timeout(p);
@@ -768,12 +802,9 @@ TYPED_TEST(deadline, past_deadlines_complete_when_ready) {
   for (const timing_case& c : cases().past) {
     if constexpr (S::buffered) {
       auto p = S::start_ready(c);
-      if (!is_ready(p.run.fut, prompt_bound)) {
-        ADD_FAILURE() << c.name << ": still waiting after " << ms(prompt_bound)
-                      << " although it could complete at once";
-        S::unblock(p);
-        continue;
-      }
+      const auto returned = returns_within<S>(p, prompt_bound, " although it could complete at once");
+      EXPECT_TRUE(returned);
+      if (!returned) continue;
       EXPECT_EQ(describe(p.run.fut.get().result), S::delivered)
           << c.name << ": a past deadline must still complete what is ready";
       if constexpr (std::is_same_v<typename S::result, send_result>) {
@@ -799,6 +830,9 @@ TYPED_TEST(deadline, past_deadlines_report_disconnected) {
 
 // --- 2. far: wait until the operation can complete ----------------------------------------
 
+constexpr const char* far_must_wait =
+    " though nothing could complete; a far deadline must wait (overflow?)";
+
 // All far cases wait concurrently (one channel each); after the window, each
 // is ended by delivery (recv: a message is sent; send: one is received to
 // make room) and must then succeed.
@@ -809,25 +843,10 @@ TYPED_TEST(deadline, far_deadlines_wait_until_delivered) {
   for (const timing_case& c : cases().far) probes.push_back(S::start(c));
   for (const auto& p : probes) p.run.wait_started();
   std::this_thread::sleep_for(not_returned_window);
+  for (auto& p : probes) EXPECT_TRUE(still_waiting(p, far_must_wait));
   for (auto& p : probes) {
-    if (is_ready(p.run.fut, 0s)) {
-      const auto o = p.run.fut.get();
-      ADD_FAILURE() << p.c->name << ": returned " << describe(o.result) << " after " << ms(o.wall())
-                    << " though nothing could complete; a far deadline must wait (overflow?)";
-    }
-  }
-  for (auto& p : probes) {
-    if (!p.run.fut.valid()) continue;  // failed above
-    S::deliver(p);
-    if (!is_ready(p.run.fut, completion_bound)) {
-      ADD_FAILURE() << p.c->name << ": still waiting " << ms(completion_bound)
-                    << " after the operation could complete";
-      S::disconnect(p);
-      continue;
-    }
-    EXPECT_EQ(describe(p.run.fut.get().result), S::delivered)
-        << p.c->name << ": must complete once the peer acts";
-    S::check_after_delivery(p);
+    if (!p.run.fut.valid()) continue;  // returned early: failed above
+    expect_completes_once_delivered<S>(p, ": must complete once the peer acts");
   }
 }
 
@@ -841,13 +860,9 @@ TYPED_TEST(deadline, far_deadlines_end_on_disconnect) {
   for (const auto& p : probes) p.run.wait_started();
   std::this_thread::sleep_for(not_returned_window);
   for (auto& p : probes) {
-    if (is_ready(p.run.fut, 0s)) {
-      const auto o = p.run.fut.get();
-      ADD_FAILURE() << p.c->name << ": returned " << describe(o.result) << " after " << ms(o.wall())
-                    << " though nothing could complete; a far deadline must wait (overflow?)";
-      continue;
-    }
-    S::disconnect(p);
+    const auto waiting = still_waiting(p, far_must_wait);
+    EXPECT_TRUE(waiting);
+    if (waiting) S::disconnect(p);
   }
   for (auto& p : probes) {
     if (!p.run.fut.valid()) continue;
@@ -866,11 +881,9 @@ TYPED_TEST(deadline, short_deadlines_time_out_on_time) {
   std::vector<typename S::probe> probes;
   for (const timing_case& c : cases().short_) probes.push_back(S::start(c));
   for (auto& p : probes) {
-    if (!is_ready(p.run.fut, completion_bound)) {
-      ADD_FAILURE() << p.c->name << ": did not time out within " << ms(completion_bound);
-      S::unblock(p);
-      continue;
-    }
+    const auto returned = returns_within<S>(p, completion_bound, ": it did not time out");
+    EXPECT_TRUE(returned);
+    if (!returned) continue;
     const auto o = p.run.fut.get();
     EXPECT_EQ(describe(o.result), S::timed_out) << p.c->name;
     EXPECT_GE(o.wall(), p.c->min_wait - early_slack)
@@ -898,24 +911,14 @@ TYPED_TEST(deadline, frozen_clock_waits_without_burning_cpu) {
   for (const auto& p : probes) p.run.wait_started();
   std::this_thread::sleep_for(wait);
   for (auto& p : probes) {
-    if (is_ready(p.run.fut, 0s)) {
-      const auto o = p.run.fut.get();
-      ADD_FAILURE() << p.c->name << ": returned " << describe(o.result) << " after " << ms(o.wall())
-                    << "; the frozen clock never reaches the deadline, so it must wait";
-      continue;
-    }
-    S::deliver(p);
-    if (!is_ready(p.run.fut, completion_bound)) {
-      ADD_FAILURE() << p.c->name << ": still waiting " << ms(completion_bound)
-                    << " after the operation could complete";
-      S::disconnect(p);
-      continue;
-    }
-    const auto o = p.run.fut.get();
-    EXPECT_EQ(describe(o.result), S::delivered) << p.c->name;
-    EXPECT_LT(o.cpu, o.wall() / 4) << p.c->name << ": used " << ms(o.cpu) << " of CPU while waiting "
-                                   << ms(o.wall()) << "; a waiting thread must park, not spin";
-    S::check_after_delivery(p);
+    const auto waiting =
+        still_waiting(p, "; the frozen clock never reaches the deadline, so it must wait");
+    EXPECT_TRUE(waiting);
+    if (!waiting) continue;
+    const auto o = expect_completes_once_delivered<S>(p);
+    if (!o) continue;
+    EXPECT_LT(o->cpu, o->wall() / 4) << p.c->name << ": used " << ms(o->cpu) << " of CPU while waiting "
+                                     << ms(o->wall()) << "; a waiting thread must park, not spin";
   }
 }
 
@@ -926,21 +929,14 @@ TYPED_TEST(deadline, clock_jumping_forward_ends_the_wait) {
   using S = TypeParam;
   jumping_clock::reset();
   const timing_case c = at_case("jumping_clock::now() + 1h", jumping_clock::now() + 1h);
-  auto p = S::start(c);
-  p.run.wait_started();
+  auto p = start_waiting<S>(c);
   std::this_thread::sleep_for(not_returned_window);
-  if (is_ready(p.run.fut, 0s)) {
-    const auto o = p.run.fut.get();
-    FAIL() << c.name << ": returned " << describe(o.result) << " after " << ms(o.wall())
-           << ", before the clock jumped";
-  }
+  ASSERT_TRUE(still_waiting(p, ", before the clock jumped"));
   jumping_clock::shift(2h);
   const auto jumped = steady::now();
-  if (!is_ready(p.run.fut, completion_bound)) {
-    S::unblock(p);
-    FAIL() << c.name << ": still waiting " << ms(completion_bound)
-           << " after the clock jumped past the deadline; a non-steady clock must be re-read while waiting";
-  }
+  ASSERT_TRUE(returns_within<S>(
+      p, completion_bound,
+      " since the clock jumped past the deadline; a non-steady clock must be re-read while waiting"));
   const auto o = p.run.fut.get();
   EXPECT_EQ(describe(o.result), S::timed_out)
       << c.name << ": returned " << ms(o.end - jumped) << " after the jump";
@@ -954,22 +950,11 @@ TYPED_TEST(deadline, clock_set_back_keeps_waiting) {
   using S = TypeParam;
   jumping_clock::reset();
   const timing_case c = at_case("jumping_clock::now() + 200ms", jumping_clock::now() + 200ms);
-  auto p = S::start(c);
-  p.run.wait_started();
+  auto p = start_waiting<S>(c);
   jumping_clock::shift(-1h);
   std::this_thread::sleep_for(500ms);
-  if (is_ready(p.run.fut, 0s)) {
-    const auto o = p.run.fut.get();
-    FAIL() << c.name << ": returned " << describe(o.result) << " after " << ms(o.wall())
-           << " though the clock was set back 1 h";
-  }
-  S::deliver(p);
-  if (!is_ready(p.run.fut, completion_bound)) {
-    S::disconnect(p);
-    FAIL() << c.name << ": still waiting " << ms(completion_bound) << " after the operation could complete";
-  }
-  EXPECT_EQ(describe(p.run.fut.get().result), S::delivered) << c.name;
-  S::check_after_delivery(p);
+  ASSERT_TRUE(still_waiting(p, " though the clock was set back 1 h"));
+  expect_completes_once_delivered<S>(p);
 }
 
 // --- the test's own clocks are what they claim ------------------------------------------

@@ -3,7 +3,8 @@
 // Each live object owns a token; moving transfers the token. The registry
 // counts tokens created and tokens destroyed, so at any quiescent point
 // created - destroyed is the number of messages alive, and a double
-// destruction or a leak shows up as a mismatch.
+// destruction or a leak shows up as a mismatch. basic_counted<V> is the same
+// message with a value of type V (counted: std::int64_t).
 #pragma once
 
 #include <atomic>
@@ -18,25 +19,31 @@ struct counted_registry {
   static std::int64_t alive() { return created.load() - destroyed.load(); }
 };
 
-// Move-only, not default constructible, not assignable.
-class counted {
+// Move-only, not default constructible, not assignable. The value type V
+// sets the message's size: basic_counted<std::int32_t> is 8 bytes, for tests
+// that depend on how many slots fit a segment.
+template <class V>
+class basic_counted {
  public:
-  explicit counted(std::int64_t v) : value_(v), owns_(true) { counted_registry::created++; }
-  counted(counted&& o) noexcept : value_(o.value_), owns_(std::exchange(o.owns_, false)) {}
-  counted(const counted&) = delete;
-  counted& operator=(const counted&) = delete;
-  counted& operator=(counted&&) = delete;
-  ~counted() {
+  explicit basic_counted(V v) : value_(v), owns_(true) { counted_registry::created++; }
+  basic_counted(basic_counted&& o) noexcept
+      : value_(o.value_), owns_(std::exchange(o.owns_, false)) {}
+  basic_counted(const basic_counted&) = delete;
+  basic_counted& operator=(const basic_counted&) = delete;
+  basic_counted& operator=(basic_counted&&) = delete;
+  ~basic_counted() {
     if (owns_) counted_registry::destroyed++;
   }
 
-  [[nodiscard]] std::int64_t value() const noexcept { return value_; }
+  [[nodiscard]] V value() const noexcept { return value_; }
   [[nodiscard]] bool owns() const noexcept { return owns_; }
 
  private:
-  std::int64_t value_;
+  V value_;
   bool owns_;
 };
+
+using counted = basic_counted<std::int64_t>;
 
 // Checks at scope exit that the scope created and destroyed equally many.
 class leak_check {
