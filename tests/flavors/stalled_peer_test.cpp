@@ -52,6 +52,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -519,6 +520,166 @@ TYPED_TEST(sender_in_user_code, receiver_drop_does_not_spin_while_a_message_is_w
   if (!s.sent->has_value()) {
     EXPECT_EQ(s.sent->error().value.value(), stalled_value);
   }
+}
+
+// ================================================================================
+// 2b. A bounded channel made full by a sender still writing its last slot
+//     (reserved, not written): the next lap's senders meet a slot whose
+//     previous-lap sender has not finished.
+// ================================================================================
+
+template <class F>
+class last_sender_in_user_code : public stalled_peer {};
+
+// The stalled value (7) must arrive after the fill in FIFO order (the
+// ledger's check), so the fill stays below it: small bounds only.
+using small_bounded_flavors = ::testing::Types<sluice_test::bounded1, sluice_test::bounded4>;
+TYPED_TEST_SUITE(last_sender_in_user_code, small_bounded_flavors, sluice_test::flavor_name);
+
+// Fills all but one slot, then sends `stalled_value`, which stalls in the
+// message's move constructor into the last slot (or runs `action`). The
+// operation under test sends probe_value.
+template <class F>
+struct last_send_stalls {
+  channel_under_test<F> c;
+  std::optional<std::expected<void, sluice::send_error<probe>>> sent;  // by the stalled send
+
+  [[nodiscard]] bool start(task_group& tasks, action_fn action = nullptr) {
+    c.fill(static_cast<int>(*F::cap) - 1);
+    if (::testing::Test::HasFatalFailure()) return false;
+    tasks.start([this, action] {
+      arm_here(event::move, action);
+      sent.emplace(c.tx().send(probe(stalled_value)));
+    });
+    return peer_stalled("the last send");
+  }
+  auto& other_end() { return c.tx(); }
+  template <class R>
+  void book(const R& sent_now) {
+    book_probe_send(c.book, sent_now);
+  }
+  static constexpr const char* stall =
+      "a sender runs the message's move constructor into the channel's last free slot";
+  static constexpr const char* timed_call = "send_timeout";
+  static auto timed_op(auto& tx, std::chrono::nanoseconds timeout) {
+    return tx.send_timeout(probe(probe_value), timeout);
+  }
+  template <class R>
+  static void expect_expired(const R& sent_now) {
+    ASSERT_FALSE(sent_now.has_value()) << "send_timeout succeeded on a full channel";
+    EXPECT_TRUE(sent_now.error().is_timeout());
+  }
+  // Once every task has finished: the stalled send succeeded.
+  void check_peer() {
+    ASSERT_TRUE(sent.has_value());
+    ASSERT_TRUE(sent->has_value()) << "the stalled send failed";
+    c.book.sent(stalled_value);
+  }
+};
+
+TYPED_TEST(last_sender_in_user_code, try_send_reports_full_at_once) {
+  run_while_peer_stalls<last_send_stalls<TypeParam>>(
+      [](auto& tx) { return tx.try_send(probe(probe_value)); }, return_limit,
+      "try_send did not return within 2 s while another sender writes the last free slot: it "
+      "waits for that write",
+      [](const auto& sent) {
+        ASSERT_FALSE(sent.result.has_value()) << "try_send succeeded on a full channel";
+        EXPECT_TRUE(sent.result.error().is_full());
+      });
+}
+
+TYPED_TEST(last_sender_in_user_code, send_timeout_honours_its_deadline) {
+  short_timeout_expires_on_time<last_send_stalls<TypeParam>>();
+}
+
+TYPED_TEST(last_sender_in_user_code, send_timeout_parks_until_its_deadline) {
+  long_timeout_expires_parked<last_send_stalls<TypeParam>>();
+}
+
+// A blocking send waits, parked, through the stall and after it (the channel
+// is full either way), and completes once the receiver takes a message.
+TYPED_TEST(last_sender_in_user_code, blocking_send_parks_then_completes_after_a_receive) {
+  last_send_stalls<TypeParam> s;
+  std::optional<timed_result<std::expected<void, sluice::send_error<probe>>>> out;
+  task_group tasks;
+  if (!s.start(tasks)) return;
+  const auto i = tasks.start_timed(out, [&] { return s.c.tx().send(probe(probe_value)); });
+  EXPECT_FALSE(tasks.done_within(i, park_window)) << "send returned while the channel was full";
+  release_trap();
+  EXPECT_FALSE(tasks.done_within(i, 50ms)) << "send returned while the channel was still full";
+  auto first = s.c.rx().recv();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->value(), *TypeParam::cap == 1 ? stalled_value : 0);  // the oldest
+  s.c.book.got(first->value());
+  ASSERT_TRUE(tasks.done_within(i, return_limit)) << "send did not complete after a receive";
+  tasks.finish_all();
+  ASSERT_TRUE(out.has_value());
+  ASSERT_TRUE(out->result.has_value()) << "send failed";
+  expect_parked(out->t, "the blocked send");
+  s.book(out->result);
+  check_peer_and_delivery(s);
+}
+
+// The stalled sender's own move constructor calls try_send on the same
+// channel, now full: it must be refused at once (not wait for itself).
+TYPED_TEST(last_sender_in_user_code, try_send_from_the_senders_own_move_reports_full) {
+  last_send_stalls<TypeParam> s;
+  task_group tasks;
+  g_reentry_tx.store(&s.c.tx());
+  if (!s.start(tasks, reenter_try_send)) return;
+  ASSERT_TRUE(tasks.done_within(0, return_limit))
+      << "try_send called from the message's move constructor, on the channel it is being sent "
+         "into, never returns";
+  tasks.finish_all();
+  ASSERT_TRUE(g_reentry.done.load());
+  EXPECT_FALSE(g_reentry.sent) << "try_send succeeded on a full channel";
+  if (g_reentry.sent) {
+    s.c.book.sent(probe_value);
+  } else {
+    EXPECT_TRUE(g_reentry.refused) << "try_send failed, but not with full";
+    EXPECT_EQ(g_reentry.value_back, probe_value) << "the value handed back";
+  }
+  EXPECT_LT(g_reentry.took, late_limit);
+  check_peer_and_delivery(s);
+}
+
+// ================================================================================
+// 2c. A receive re-entered from the message's own destructor, on the same
+//     thread: it reads the next message, not the one being received.
+// ================================================================================
+
+template <class F>
+class receive_reentered : public stalled_peer {};
+
+// Room for three queued messages.
+using roomy_flavors =
+    ::testing::Types<sluice_test::unbounded, sluice_test::bounded4, sluice_test::bounded_large>;
+TYPED_TEST_SUITE(receive_reentered, roomy_flavors, sluice_test::flavor_name);
+
+std::atomic<sluice::receiver<probe>*> g_reentry_rx{nullptr};
+std::vector<int> g_reentry_got;  // written by the receiving thread only
+
+void reenter_try_recv() noexcept {
+  while (auto r = g_reentry_rx.load()->try_recv()) g_reentry_got.push_back(r->value());
+}
+
+TYPED_TEST(receive_reentered, try_recv_from_the_destructor_takes_the_next_messages) {
+  channel_under_test<TypeParam> c;
+  for (int i = 0; i < 3; ++i) {  // send(): unbounded senders have no try_send
+    ASSERT_TRUE(c.tx().send(probe(i)).has_value());
+    c.book.sent(i);
+  }
+  g_reentry_got.clear();
+  g_reentry_rx.store(&c.rx());
+  arm_here(event::moved_from_destroy, reenter_try_recv);
+  auto first = c.rx().recv();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->value(), 0);
+  c.book.got(first->value());
+  EXPECT_EQ(g_reentry_got, (std::vector<int>{1, 2}))
+      << "the re-entrant receive must see the messages after the one being received, once each";
+  for (int v : g_reentry_got) c.book.got(v);
+  c.drain_and_balance();
 }
 
 // ================================================================================
