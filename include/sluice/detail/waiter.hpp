@@ -139,12 +139,20 @@ class waiter {
   selection wait_until(const deadline& d, bool patient,
                        steady::time_point recheck = steady::time_point::max()) noexcept {
     backoff bo;
+    bool handoff_seen = false;
     while (patient ? !bo.is_completed() : !bo.is_spin_completed()) {
       // acquire: pairs with the claim (or the hand-off's completion).
       const std::uint32_t s = state_.load(std::memory_order_acquire);
       if (is_final(s)) {
         if (patient) bo.wait_ended_unparked();
         return s;
+      }
+      if ((s & handing_off) != 0 && !handoff_seen) {
+        // Claimed: the claimer is one move away from done. A fresh budget,
+        // so that a claim late in the budget does not cost a park.
+        handoff_seen = true;
+        bo = backoff{};
+        continue;
       }
       bo.snooze();
     }
