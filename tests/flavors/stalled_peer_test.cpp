@@ -294,8 +294,35 @@ TYPED_TEST_SUITE(receiver_in_user_code, bounded_flavors, sluice_test::flavor_nam
 // A full channel whose receive stalls in the moved-from destructor of the
 // message leaving its slot (head advanced, slot not yet released). The
 // operation under test sends probe_value.
+// Scenarios whose operation under test sends probe_value into a full
+// channel: the timed operation, and its result once the timeout expired
+// (refused, the channel being full); and try_send's test.
+struct sends_into_full_channel {
+  static constexpr const char* timed_call = "send_timeout";
+  static auto timed_op(auto& tx, std::chrono::nanoseconds timeout) {
+    return tx.send_timeout(probe(probe_value), timeout);
+  }
+  template <class R>
+  static void expect_expired(const R& sent) {
+    ASSERT_FALSE(sent.has_value()) << "send_timeout succeeded on a full channel";
+    EXPECT_TRUE(sent.error().is_timeout());
+  }
+};
+
+// try_send returns `full` at once while the scenario's peer stalls (else
+// `stuck`).
+template <class Scenario>
+void try_send_is_full_while_peer_stalls(const char* stuck) {
+  run_while_peer_stalls<Scenario>([](auto& tx) { return tx.try_send(probe(probe_value)); },
+                                  return_limit, stuck, [](const auto& sent) {
+                                    ASSERT_FALSE(sent.result.has_value())
+                                        << "try_send succeeded on a full channel";
+                                    EXPECT_TRUE(sent.result.error().is_full());
+                                  });
+}
+
 template <class F>
-struct receive_stalls {
+struct receive_stalls : sends_into_full_channel {
   channel_under_test<F> c;
   std::optional<std::expected<probe, sluice::recv_error>> received;  // by the stalled receive
 
@@ -317,17 +344,6 @@ struct receive_stalls {
   }
   // What holds up the operation under test.
   static constexpr const char* stall = "the receiver runs the message's destructor";
-  // The timed operation under test, and its result once the timeout expired:
-  // refused, the channel being full.
-  static constexpr const char* timed_call = "send_timeout";
-  static auto timed_op(auto& tx, std::chrono::nanoseconds timeout) {
-    return tx.send_timeout(probe(probe_value), timeout);
-  }
-  template <class R>
-  static void expect_expired(const R& sent) {
-    ASSERT_FALSE(sent.has_value()) << "send_timeout succeeded on a full channel";
-    EXPECT_TRUE(sent.error().is_timeout());
-  }
   // Once every task has finished: the stalled receive got the first message.
   void check_peer() {
     ASSERT_TRUE(received.has_value());
@@ -338,14 +354,9 @@ struct receive_stalls {
 };
 
 TYPED_TEST(receiver_in_user_code, try_send_reports_full_at_once) {
-  run_while_peer_stalls<receive_stalls<TypeParam>>(
-      [](auto& tx) { return tx.try_send(probe(probe_value)); }, return_limit,
+  try_send_is_full_while_peer_stalls<receive_stalls<TypeParam>>(
       "try_send did not return within 2 s while the receiver runs the message's destructor: it "
-      "waits for the receive to finish",
-      [](const auto& sent) {
-        ASSERT_FALSE(sent.result.has_value()) << "try_send succeeded on a full channel";
-        EXPECT_TRUE(sent.result.error().is_full());
-      });
+      "waits for the receive to finish");
 }
 
 TYPED_TEST(receiver_in_user_code, send_timeout_honours_its_deadline) {
@@ -540,7 +551,7 @@ TYPED_TEST_SUITE(last_sender_in_user_code, small_bounded_flavors, sluice_test::f
 // message's move constructor into the last slot (or runs `action`). The
 // operation under test sends probe_value.
 template <class F>
-struct last_send_stalls {
+struct last_send_stalls : sends_into_full_channel {
   channel_under_test<F> c;
   std::optional<std::expected<void, sluice::send_error<probe>>> sent;  // by the stalled send
 
@@ -560,15 +571,6 @@ struct last_send_stalls {
   }
   static constexpr const char* stall =
       "a sender runs the message's move constructor into the channel's last free slot";
-  static constexpr const char* timed_call = "send_timeout";
-  static auto timed_op(auto& tx, std::chrono::nanoseconds timeout) {
-    return tx.send_timeout(probe(probe_value), timeout);
-  }
-  template <class R>
-  static void expect_expired(const R& sent_now) {
-    ASSERT_FALSE(sent_now.has_value()) << "send_timeout succeeded on a full channel";
-    EXPECT_TRUE(sent_now.error().is_timeout());
-  }
   // Once every task has finished: the stalled send succeeded.
   void check_peer() {
     ASSERT_TRUE(sent.has_value());
@@ -578,14 +580,9 @@ struct last_send_stalls {
 };
 
 TYPED_TEST(last_sender_in_user_code, try_send_reports_full_at_once) {
-  run_while_peer_stalls<last_send_stalls<TypeParam>>(
-      [](auto& tx) { return tx.try_send(probe(probe_value)); }, return_limit,
+  try_send_is_full_while_peer_stalls<last_send_stalls<TypeParam>>(
       "try_send did not return within 2 s while another sender writes the last free slot: it "
-      "waits for that write",
-      [](const auto& sent) {
-        ASSERT_FALSE(sent.result.has_value()) << "try_send succeeded on a full channel";
-        EXPECT_TRUE(sent.result.error().is_full());
-      });
+      "waits for that write");
 }
 
 TYPED_TEST(last_sender_in_user_code, send_timeout_honours_its_deadline) {
