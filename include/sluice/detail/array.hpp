@@ -199,27 +199,23 @@ class array_channel {
   }
 
   // Whether the slot at head holds a written message. Receiver only.
-  [[nodiscard]] bool next_written() const noexcept {
+  // acquire by default: pairs with the sender's release of the stamp.
+  [[nodiscard]] bool next_written(
+      std::memory_order order = std::memory_order_acquire) const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
     const slot* s = segment_of(index);
-    // acquire: pairs with the sender's release of the stamp.
-    return s != nullptr &&
-           s[index & seg_mask()].stamp.load(std::memory_order_acquire) + index == head + 1;
+    return s != nullptr && s[index & seg_mask()].stamp.load(order) + index == head + 1;
   }
 
   // For a registered receiver: is the next message written, or will a
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
-    const std::size_t index = head & (mark_bit_ - 1);
     // seq_cst: the re-check half of the Dekker pair (see blocking.hpp).
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
     if ((tail & ~mark_bit_) == head) return (tail & mark_bit_) != 0 ? readiness::ready : readiness::wait;
-    const slot* s = segment_of(index);
-    const std::size_t stamp =
-        (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) : 0) + index;
-    return stamp == head + 1 ? readiness::ready : readiness::poll;
+    return next_written(std::memory_order_seq_cst) ? readiness::ready : readiness::poll;
   }
 
   template <class E>

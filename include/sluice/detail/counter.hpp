@@ -10,10 +10,11 @@
 // - Of the two sides, the second one to leave frees the allocation
 //   (`destroy` is exchanged by both; whoever reads true was second).
 // - `receiving` names the receiving thread while a receiving operation runs, when
-//   SLUICE_CHECK_RECEIVER asks for the check (see enter_receive()).
+//   SLUICE_CHECK_RECEIVER asks for the check (see receive_guard).
 #pragma once
 
 #include <sluice/config.hpp>
+#include <sluice/detail/waiter.hpp>
 
 #include <cstdio>
 #include <atomic>
@@ -67,7 +68,7 @@ class counter {
    public:
     explicit receive_guard(counter& c) noexcept : flag_(&c.receiving_) {
 #if SLUICE_CHECK_RECEIVER
-      const void* const self = &thread_tag;
+      const void* const self = current_thread_owner();
       // relaxed: the flag orders nothing; an overlap is what it reports.
       outer_ = flag_->exchange(self, std::memory_order_relaxed);
       if (outer_ != nullptr && outer_ != self) {
@@ -88,7 +89,6 @@ class counter {
     receive_guard& operator=(const receive_guard&) = delete;
 
    private:
-    static inline thread_local const char thread_tag = 0;
     [[maybe_unused]] std::atomic<const void*>* flag_;
     [[maybe_unused]] const void* outer_ = nullptr;  // the enclosing receive of this thread, if any
   };

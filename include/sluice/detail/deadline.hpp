@@ -90,8 +90,6 @@ class deadline {
   template <class Clock, class Duration>
   static deadline until(const std::chrono::time_point<Clock, Duration>&&) = delete;
 
-  [[nodiscard]] bool is_never() const noexcept { return kind_ == kind::never; }
-
   // Whether the deadline has passed. For a followed clock, re-reads the
   // clock once the current estimate has run out.
   [[nodiscard]] bool has_passed() const noexcept {

@@ -171,13 +171,13 @@ class list_channel {
   }
 
   // Whether the slot at head holds a written message. Receiver only.
-  [[nodiscard]] bool next_written() const noexcept {
+  // acquire by default: pairs with the first sender's release store of the
+  // block, and with the writer's release store of `written`.
+  [[nodiscard]] bool next_written(
+      std::memory_order order = std::memory_order_acquire) const noexcept {
     const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
-    // acquire: pairs with the first sender's release store of the block.
-    const block* blk = head_.value.blk.load(std::memory_order_acquire);
-    // acquire: pairs with the writer's release store.
-    return blk != nullptr &&
-           blk->slots[(head >> shift) % lap].written.load(std::memory_order_acquire);
+    const block* blk = head_.value.blk.load(order);
+    return blk != nullptr && blk->slots[(head >> shift) % lap].written.load(order);
   }
 
   // For a registered receiver: is the next message written, or will a
@@ -189,10 +189,7 @@ class list_channel {
     if ((head >> shift) == (tail >> shift)) {
       return (tail & mark_bit) != 0 ? readiness::ready : readiness::wait;
     }
-    const block* blk = head_.value.blk.load(std::memory_order_seq_cst);
-    const bool written = blk != nullptr &&
-                         blk->slots[(head >> shift) % lap].written.load(std::memory_order_seq_cst);
-    return written ? readiness::ready : readiness::poll;
+    return next_written(std::memory_order_seq_cst) ? readiness::ready : readiness::poll;
   }
 
   template <class E>
@@ -280,7 +277,7 @@ class list_channel {
       const std::size_t offset = (tail >> shift) % lap;
 
       if (offset == block_cap) {  // another sender is installing the next block
-        wait_for_next_block(bo);
+        wait_for_next_block();
         tail = tail_.value.index.load(std::memory_order_acquire);
         blk = tail_.value.blk.load(std::memory_order_acquire);
         continue;
@@ -344,16 +341,12 @@ class list_channel {
 
   // Waits while another sender installs the next block: it has reserved
   // the block's last slot and is a few stores from done, unless it was
-  // descheduled there, hence the park after the backoff.
-  [[gnu::noinline]] void wait_for_next_block(backoff& bo) noexcept {
+  // descheduled there, hence block_on's park after its backoff.
+  [[gnu::noinline]] void wait_for_next_block() noexcept {
     const auto installing = [&] {
       // seq_cst: the re-check half of the Dekker pair with the installer.
       return ((tail_.value.index.load(std::memory_order_seq_cst) >> shift) % lap) == block_cap;
     };
-    if (!bo.is_completed()) {
-      bo.snooze();
-      return;
-    }
     block_on(
         senders_, deadline::never(), [&] { return !installing(); },
         [&] { return installing() ? readiness::wait : readiness::ready; });
