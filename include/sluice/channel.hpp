@@ -6,10 +6,10 @@
 // are gone. Messages from one sender arrive in the order it sent them.
 #pragma once
 
-#include <sluice/detail/array.hpp>
-#include <sluice/detail/counter.hpp>
-#include <sluice/detail/list.hpp>
-#include <sluice/detail/zero.hpp>
+#include <sluice/detail/flavors/array.hpp>
+#include <sluice/detail/handles/counter.hpp>
+#include <sluice/detail/flavors/list.hpp>
+#include <sluice/detail/flavors/zero.hpp>
 #include <sluice/receiver.hpp>
 #include <sluice/sendable.hpp>
 #include <sluice/sender.hpp>

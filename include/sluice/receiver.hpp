@@ -8,12 +8,12 @@
 // before the destructor returns.
 #pragma once
 
-#include <sluice/detail/array.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/handle.hpp>
-#include <sluice/detail/list.hpp>
-#include <sluice/detail/storage.hpp>
-#include <sluice/detail/zero.hpp>
+#include <sluice/detail/flavors/array.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/handles/handle.hpp>
+#include <sluice/detail/flavors/list.hpp>
+#include <sluice/detail/memory/storage.hpp>
+#include <sluice/detail/flavors/zero.hpp>
 #include <sluice/error.hpp>
 #include <sluice/sendable.hpp>
 

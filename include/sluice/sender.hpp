@@ -8,11 +8,11 @@
 // from many threads at once, on the same handle or on copies.
 #pragma once
 
-#include <sluice/detail/array.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/handle.hpp>
-#include <sluice/detail/list.hpp>
-#include <sluice/detail/zero.hpp>
+#include <sluice/detail/flavors/array.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/handles/handle.hpp>
+#include <sluice/detail/flavors/list.hpp>
+#include <sluice/detail/flavors/zero.hpp>
 #include <sluice/error.hpp>
 #include <sluice/sendable.hpp>
 

@@ -1,6 +1,6 @@
 // The backoff's policy: spin, then yield, then park; and park at once when
 // this thread's waits keep ending only after a yield.
-#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The receive pacer's policy: it lags a streaming receiver, and almost never
 // a request/response one.
-#include <sluice/detail/receive_pacer.hpp>
+#include <sluice/detail/waiting/receive_pacer.hpp>
 
 #include <gtest/gtest.h>
 

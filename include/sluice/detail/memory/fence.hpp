@@ -1,4 +1,4 @@
-// sluice/detail/fence.hpp - the sequentially consistent fence, in one place.
+// sluice/detail/memory/fence.hpp - the sequentially consistent fence, in one place.
 //
 // ThreadSanitizer does not model standalone fences and GCC warns about them
 // under -fsanitize=thread. Every fence in sluice orders a load after earlier

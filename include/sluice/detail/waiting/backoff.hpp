@@ -1,4 +1,4 @@
-// sluice/detail/backoff.hpp - how long a thread spins and yields before it parks.
+// sluice/detail/waiting/backoff.hpp - how long a thread spins and yields before it parks.
 //
 // Waking a thread parked on another, idle core costs tens of microseconds on
 // virtual machines (a futex wake plus a vCPU wake-up), while a hand-off

@@ -1,4 +1,4 @@
-// sluice/detail/blocking.hpp - the blocking loop shared by the buffered
+// sluice/detail/waiting/thread_wait.hpp - the blocking loop shared by the buffered
 // flavors (list, array): try, back off, register, re-check, park, repeat.
 //
 // Invariant (no lost wake-up): a waiter registers in the queue *before* it
@@ -21,11 +21,11 @@
 // spinning and yielding are bounded by the backoff policy and the deadline.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/receive_pacer.hpp>
-#include <sluice/detail/wait_queue.hpp>
-#include <sluice/detail/waiter.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/waiting/receive_pacer.hpp>
+#include <sluice/detail/waiting/wait_queue.hpp>
+#include <sluice/detail/waiting/waiter.hpp>
 #include <sluice/error.hpp>
 
 #include <algorithm>

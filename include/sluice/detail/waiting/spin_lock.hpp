@@ -1,4 +1,4 @@
-// sluice/detail/spin_lock.hpp - a tiny lock for critical sections of a few
+// sluice/detail/waiting/spin_lock.hpp - a tiny lock for critical sections of a few
 // dozen instructions (linking a waiter into a queue).
 //
 // Invariant: nothing blocks or allocates while it is held, so holders leave
@@ -6,7 +6,7 @@
 // oversubscribed machine gets the CPU back.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
 
 #include <atomic>
 

@@ -1,4 +1,4 @@
-// sluice/detail/list.hpp - the unbounded flavor: a linked list of blocks.
+// sluice/detail/flavors/list.hpp - the unbounded flavor: a linked list of blocks.
 //
 // Algorithm: crossbeam-channel's list flavor (itself after Vyukov's unbounded
 // MPMC queue), narrowed to one consumer. Messages live in blocks of
@@ -35,15 +35,15 @@
 //   waits for it, parked if need be: the installer notifies `senders_`.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
-#include <sluice/detail/block_source.hpp>
-#include <sluice/detail/blocking.hpp>
-#include <sluice/detail/cache_padded.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/fence.hpp>
-#include <sluice/detail/receive_pacer.hpp>
-#include <sluice/detail/storage.hpp>
-#include <sluice/detail/wait_queue.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/memory/block_source.hpp>
+#include <sluice/detail/waiting/thread_wait.hpp>
+#include <sluice/detail/memory/cache_padded.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/memory/fence.hpp>
+#include <sluice/detail/waiting/receive_pacer.hpp>
+#include <sluice/detail/memory/storage.hpp>
+#include <sluice/detail/waiting/wait_queue.hpp>
 #include <sluice/error.hpp>
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// sluice/detail/os_pages.hpp - memory mapped straight from the OS, for the
+// sluice/detail/memory/os_pages.hpp - memory mapped straight from the OS, for the
 // flavors' large allocations.
 //
 // Two reasons to bypass the heap: memory unmapped goes back to the OS at once

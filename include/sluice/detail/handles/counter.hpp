@@ -1,4 +1,4 @@
-// sluice/detail/counter.hpp - the shared allocation of one channel: the flavor
+// sluice/detail/handles/counter.hpp - the shared allocation of one channel: the flavor
 // plus who still holds it. Handle counting and disconnection live here only.
 //
 // Invariants:
@@ -14,7 +14,7 @@
 #pragma once
 
 #include <sluice/config.hpp>
-#include <sluice/detail/waiter.hpp>
+#include <sluice/detail/waiting/waiter.hpp>
 
 #include <cstdio>
 #include <atomic>

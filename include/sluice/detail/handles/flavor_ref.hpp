@@ -1,4 +1,4 @@
-// sluice/detail/flavor_ref.hpp - a handle's reference to its channel: one
+// sluice/detail/handles/flavor_ref.hpp - a handle's reference to its channel: one
 // pointer to the shared counter of one of a closed set of flavors.
 //
 // Invariants: either empty (null), or pointing at a live counter<Flavor> whose
@@ -6,7 +6,7 @@
 // with no virtual call (a single-flavor ref has no branch at all).
 #pragma once
 
-#include <sluice/detail/counter.hpp>
+#include <sluice/detail/handles/counter.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// sluice/detail/memory_limit.hpp - whether a channel's storage could ever be
+// sluice/detail/memory/memory_limit.hpp - whether a channel's storage could ever be
 // allocated, decided when the channel is made.
 //
 // Bounded channels allocate their slots lazily, so an absurd bound would

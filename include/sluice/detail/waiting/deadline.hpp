@@ -1,4 +1,4 @@
-// sluice/detail/deadline.hpp - one place turns any std::chrono duration or
+// sluice/detail/waiting/deadline.hpp - one place turns any std::chrono duration or
 // time point into what a waiting operation needs: "has it passed?" and "when
 // must a sleeper wake up to ask again?".
 //

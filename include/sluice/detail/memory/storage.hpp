@@ -1,4 +1,4 @@
-// sluice/detail/storage.hpp - raw storage for one message, constructed and
+// sluice/detail/memory/storage.hpp - raw storage for one message, constructed and
 // destroyed explicitly by the channel that owns it.
 //
 // Invariant: the owner tracks whether a value is live (a slot stamp, a

@@ -1,4 +1,4 @@
-// sluice/detail/cache_padded.hpp - a value alone on its cache line(s).
+// sluice/detail/memory/cache_padded.hpp - a value alone on its cache line(s).
 //
 // Invariant: two cache_padded objects never share a destructive-interference
 // unit, so a field written by senders never slows a field read by the receiver.

@@ -1,4 +1,4 @@
-// sluice/detail/handle.hpp - what every public handle shares: a reference to
+// sluice/detail/handles/handle.hpp - what every public handle shares: a reference to
 // the channel, the queries, and the rules for empty (moved-from) handles.
 //
 // Invariants:
@@ -7,7 +7,7 @@
 // - A non-empty handle keeps the channel allocation alive.
 #pragma once
 
-#include <sluice/detail/flavor_ref.hpp>
+#include <sluice/detail/handles/flavor_ref.hpp>
 
 #include <cstddef>
 #include <optional>

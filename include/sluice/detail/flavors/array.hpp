@@ -1,4 +1,4 @@
-// sluice/detail/array.hpp - the bounded flavor (bound >= 1): a ring of slots
+// sluice/detail/flavors/array.hpp - the bounded flavor (bound >= 1): a ring of slots
 // with per-slot sequence stamps.
 //
 // Algorithm: Dmitry Vyukov's bounded MPMC queue as crossbeam-channel's array
@@ -38,16 +38,16 @@
 // - Segments, once installed, stay until the channel is destroyed.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
-#include <sluice/detail/blocking.hpp>
-#include <sluice/detail/cache_padded.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/fence.hpp>
-#include <sluice/detail/memory_limit.hpp>
-#include <sluice/detail/os_pages.hpp>
-#include <sluice/detail/receive_pacer.hpp>
-#include <sluice/detail/storage.hpp>
-#include <sluice/detail/wait_queue.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/waiting/thread_wait.hpp>
+#include <sluice/detail/memory/cache_padded.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/memory/fence.hpp>
+#include <sluice/detail/memory/memory_limit.hpp>
+#include <sluice/detail/memory/os_pages.hpp>
+#include <sluice/detail/waiting/receive_pacer.hpp>
+#include <sluice/detail/memory/storage.hpp>
+#include <sluice/detail/waiting/wait_queue.hpp>
 #include <sluice/error.hpp>
 
 #include <algorithm>

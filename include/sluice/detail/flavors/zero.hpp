@@ -1,4 +1,4 @@
-// sluice/detail/zero.hpp - the rendezvous flavor (bound 0): a sender and a
+// sluice/detail/flavors/zero.hpp - the rendezvous flavor (bound 0): a sender and a
 // receiver meet and the message passes directly between them.
 //
 // Algorithm: crossbeam-channel's zero flavor (Go's unbuffered channel is the
@@ -21,12 +21,12 @@
 //   mirror serves the lock-free queries.
 #pragma once
 
-#include <sluice/detail/blocking.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/spin_lock.hpp>
-#include <sluice/detail/storage.hpp>
-#include <sluice/detail/wait_queue.hpp>
-#include <sluice/detail/waiter.hpp>
+#include <sluice/detail/waiting/thread_wait.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/waiting/spin_lock.hpp>
+#include <sluice/detail/memory/storage.hpp>
+#include <sluice/detail/waiting/wait_queue.hpp>
+#include <sluice/detail/waiting/waiter.hpp>
 #include <sluice/error.hpp>
 
 #include <atomic>

@@ -1,4 +1,4 @@
-// sluice/detail/receive_pacer.hpp - keeps a streaming receiver from chasing
+// sluice/detail/waiting/receive_pacer.hpp - keeps a streaming receiver from chasing
 // its sender slot by slot.
 //
 // When a sender streams into a buffered channel and the receiver keeps up,
@@ -23,7 +23,7 @@
 // receive paths); it only ever delays a receive, never skips one.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
 
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// sluice/detail/waiter.hpp - one blocked operation (or one blocked select):
+// sluice/detail/waiting/waiter.hpp - one blocked operation (or one blocked select):
 // a thread that parks, or a callback that resumes a coroutine.
 //
 // A waiter is registered in one or more wait queues (one per channel side it
@@ -28,9 +28,9 @@
 //   suspended until the callback resumes it.
 #pragma once
 
-#include <sluice/detail/backoff.hpp>
-#include <sluice/detail/deadline.hpp>
-#include <sluice/detail/parker.hpp>
+#include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/waiting/parker.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -1,4 +1,4 @@
-// sluice/detail/block_source.hpp - where the unbounded flavor's blocks come
+// sluice/detail/memory/block_source.hpp - where the unbounded flavor's blocks come
 // from, so that memory goes back to the OS once a burst has been drained.
 //
 // The allocator keeps freed heap memory for reuse (glibc returns it only from
@@ -23,8 +23,8 @@
 //   or unmaps it; a parked region is reset under `lock_` before reuse.
 #pragma once
 
-#include <sluice/detail/os_pages.hpp>
-#include <sluice/detail/spin_lock.hpp>
+#include <sluice/detail/memory/os_pages.hpp>
+#include <sluice/detail/waiting/spin_lock.hpp>
 
 #include <algorithm>
 #include <atomic>

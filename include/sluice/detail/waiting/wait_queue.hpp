@@ -1,4 +1,4 @@
-// sluice/detail/wait_queue.hpp - the waiters blocked on one side of a channel.
+// sluice/detail/waiting/wait_queue.hpp - the waiters blocked on one side of a channel.
 //
 // A wait_entry links one waiter into one queue. Entries live in the waiting
 // party's frame (a thread's stack, a coroutine frame), so blocking never
@@ -16,8 +16,8 @@
 //   sequentially consistent.
 #pragma once
 
-#include <sluice/detail/spin_lock.hpp>
-#include <sluice/detail/waiter.hpp>
+#include <sluice/detail/waiting/spin_lock.hpp>
+#include <sluice/detail/waiting/waiter.hpp>
 
 #include <atomic>
 #include <cstddef>

@@ -1,4 +1,4 @@
-// sluice/detail/parker.hpp - sleep on a 32-bit word until another thread
+// sluice/detail/waiting/parker.hpp - sleep on a 32-bit word until another thread
 // changes it, with an optional deadline.
 //
 // This is the only place that talks to the OS scheduler. On Linux it is the
