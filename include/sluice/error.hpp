@@ -26,10 +26,12 @@ enum class try_recv_error {
   disconnected,  ///< nothing queued and the sending side is gone (or closed)
 };
 
-/// Why recv_timeout()/recv_deadline() returned no message.
+/// Why a receive that may end early (recv_timeout(), recv_deadline(), and
+/// every form taking a std::stop_token or cancellable) returned no message.
 enum class recv_timeout_error {
   timeout,       ///< the time ran out; senders still exist
   disconnected,  ///< nothing queued and the sending side is gone (or closed)
+  cancelled,     ///< a stop request or cancellation ended the wait; nothing was taken
 };
 
 inline std::string to_string(try_recv_error e) {
@@ -37,8 +39,15 @@ inline std::string to_string(try_recv_error e) {
                                     : "receiving on an empty and disconnected channel";
 }
 inline std::string to_string(recv_timeout_error e) {
-  return e == recv_timeout_error::timeout ? "timed out waiting on channel"
-                                          : "channel is empty and sending half is closed";
+  switch (e) {
+    case recv_timeout_error::timeout:
+      return "timed out waiting on channel";
+    case recv_timeout_error::disconnected:
+      return "channel is empty and sending half is closed";
+    case recv_timeout_error::cancelled:
+      break;
+  }
+  return "receive cancelled";
 }
 inline std::ostream& operator<<(std::ostream& os, try_recv_error e) { return os << to_string(e); }
 inline std::ostream& operator<<(std::ostream& os, recv_timeout_error e) {
@@ -77,22 +86,32 @@ struct try_send_error {
   }
 };
 
-/// send_timeout()/send_deadline() failed; the value comes back.
+/// A send that may end early failed (send_timeout(), send_deadline(), and
+/// every form taking a std::stop_token or cancellable); the value comes back.
 template <class T>
 struct send_timeout_error {
   enum class reason_t {
     timeout,       ///< the time ran out while the channel stayed full
     disconnected,  ///< the receiver is gone (or closed)
+    cancelled,     ///< a stop request or cancellation ended the wait; nothing was sent
   };
   reason_t reason;
   T value;
 
   [[nodiscard]] bool is_timeout() const noexcept { return reason == reason_t::timeout; }
   [[nodiscard]] bool is_disconnected() const noexcept { return reason == reason_t::disconnected; }
+  [[nodiscard]] bool is_cancelled() const noexcept { return reason == reason_t::cancelled; }
 
   friend std::string to_string(reason_t r) {
-    return r == reason_t::timeout ? "timed out waiting on send operation"
-                                  : "sending on a closed channel";
+    switch (r) {
+      case reason_t::timeout:
+        return "timed out waiting on send operation";
+      case reason_t::disconnected:
+        return "sending on a closed channel";
+      case reason_t::cancelled:
+        break;
+    }
+    return "send cancelled";
   }
   friend std::ostream& operator<<(std::ostream& os, reason_t r) { return os << to_string(r); }
   friend std::ostream& operator<<(std::ostream& os, const send_timeout_error& e) {

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <expected>
+#include <stop_token>
 #include <iterator>
 #include <memory>
 #include <type_traits>
@@ -67,7 +68,17 @@ class receiver
   /// sender gone, or close() called); messages queued before that are still
   /// delivered first.
   std::expected<T, recv_error> recv() {
-    return recv_until(detail::deadline::never(), recv_error{}, recv_error{});
+    return recv_until(detail::deadline::never(), {}, recv_error{}, recv_error{}, recv_error{});
+  }
+
+  /// receiver::recv(stop) - as recv(), and a stop request on `stop` ends the
+  /// wait at once with recv_timeout_error::cancelled.
+  /// Cancellation: no message is taken; whatever is queued stays queued for
+  /// the next receive. A message that can be had without waiting is
+  /// returned even if stop was already requested.
+  std::expected<T, recv_timeout_error> recv(std::stop_token stop) {
+    return recv_until(detail::deadline::never(), stop, recv_timeout_error::timeout,
+                      recv_timeout_error::disconnected, recv_timeout_error::cancelled);
   }
 
   /// receiver::try_recv - the next message if one can be had without
@@ -96,6 +107,22 @@ class receiver
   std::expected<T, recv_timeout_error> recv_deadline(
       std::chrono::time_point<Clock, Duration> deadline) {
     return recv_within(detail::deadline::until(deadline));
+  }
+
+  /// receiver::recv_timeout(timeout, stop) - recv_timeout() that a stop
+  /// request on `stop` also ends. Cancellation: as recv(stop).
+  template <class Rep, class Period>
+  std::expected<T, recv_timeout_error> recv_timeout(std::chrono::duration<Rep, Period> timeout,
+                                                    std::stop_token stop) {
+    return recv_within(detail::deadline::after(timeout), stop);
+  }
+
+  /// receiver::recv_deadline(deadline, stop) - recv_deadline() that a stop
+  /// request on `stop` also ends. Cancellation: as recv(stop).
+  template <class Clock, class Duration>
+  std::expected<T, recv_timeout_error> recv_deadline(
+      std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+    return recv_within(detail::deadline::until(deadline), stop);
   }
 
   /// receiver::close - stops the channel without dropping the receiver, as
@@ -138,15 +165,20 @@ class receiver
 
   // Receives until `d`, reporting failures as the caller's error type.
   template <class E>
-  std::expected<T, E> recv_until(const detail::deadline& d, E if_timeout, E if_disconnected) {
+  std::expected<T, E> recv_until(const detail::deadline& d, const std::stop_token& stop,
+                                 E if_timeout, E if_disconnected, E if_cancelled) {
     if (!*this) return std::unexpected(if_disconnected);
-    return receiving([&](auto& chan) { return chan.recv_as(d, if_timeout, if_disconnected); });
+    return receiving([&](auto& chan) {
+      return chan.recv_as(d, stop, if_timeout, if_disconnected, if_cancelled);
+    });
   }
 
   // A timed receive: one try if the deadline has passed already, else wait.
-  std::expected<T, recv_timeout_error> recv_within(const detail::deadline& d) {
+  std::expected<T, recv_timeout_error> recv_within(const detail::deadline& d,
+                                                   const std::stop_token& stop = {}) {
     if (!d.has_passed()) {
-      return recv_until(d, recv_timeout_error::timeout, recv_timeout_error::disconnected);
+      return recv_until(d, stop, recv_timeout_error::timeout, recv_timeout_error::disconnected,
+                        recv_timeout_error::cancelled);
     }
     if (!*this) return std::unexpected(recv_timeout_error::disconnected);
     detail::recv_status status = detail::recv_status::empty;

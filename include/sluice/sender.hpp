@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <expected>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -158,6 +159,32 @@ class sync_sender
     return send_within(std::move(value), detail::deadline::until(deadline));
   }
 
+  /// sync_sender::send(value, stop) - as send(), and a stop request on
+  /// `stop` ends the wait at once.
+  /// Cancellation: the error (reason cancelled) holds `value`; nothing was
+  /// sent. A send that completes without waiting completes even if stop was
+  /// already requested; on a rendezvous channel, a receiver that already
+  /// took the value wins over a later stop request.
+  std::expected<void, send_timeout_error<T>> send(T value, std::stop_token stop) const {
+    return send_until(std::move(value), detail::deadline::never(), stop);
+  }
+
+  /// sync_sender::send_timeout(value, timeout, stop) - send_timeout() that a
+  /// stop request on `stop` also ends. Cancellation: as send(value, stop).
+  template <class Rep, class Period>
+  std::expected<void, send_timeout_error<T>> send_timeout(
+      T value, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) const {
+    return send_within(std::move(value), detail::deadline::after(timeout), stop);
+  }
+
+  /// sync_sender::send_deadline(value, deadline, stop) - send_deadline() that
+  /// a stop request on `stop` also ends. Cancellation: as send(value, stop).
+  template <class Clock, class Duration>
+  std::expected<void, send_timeout_error<T>> send_deadline(
+      T value, std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) const {
+    return send_within(std::move(value), detail::deadline::until(deadline), stop);
+  }
+
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
 
  private:
@@ -165,18 +192,18 @@ class sync_sender
   friend auto sync_channel(std::size_t);
   explicit sync_sender(typename base::ref_type ref) noexcept : base(ref) {}
 
-  std::expected<void, send_timeout_error<T>> send_until(T&& value,
-                                                        const detail::deadline& d) const {
+  std::expected<void, send_timeout_error<T>> send_until(T&& value, const detail::deadline& d,
+                                                        const std::stop_token& stop = {}) const {
     if (!*this) {
       return std::unexpected(send_timeout_error<T>{timeout_reason::disconnected, std::move(value)});
     }
-    return this->ref_.visit([&](auto& c) { return c.chan().send(std::move(value), d); });
+    return this->ref_.visit([&](auto& c) { return c.chan().send(std::move(value), d, stop); });
   }
 
   // A timed send: one try if the deadline has passed already, else wait.
-  std::expected<void, send_timeout_error<T>> send_within(T&& value,
-                                                         const detail::deadline& d) const {
-    if (!d.has_passed()) return send_until(std::move(value), d);
+  std::expected<void, send_timeout_error<T>> send_within(T&& value, const detail::deadline& d,
+                                                         const std::stop_token& stop = {}) const {
+    if (!d.has_passed()) return send_until(std::move(value), d, stop);
     // One try, "full" reported as "timeout".
     auto r = try_send(std::move(value));
     if (r) return {};

@@ -39,6 +39,8 @@
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
@@ -60,11 +62,15 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 
 namespace sluice::detail {
 
 template <class T>
 class array_channel {
+  // installing: the next slot's segment is being allocated by another sender.
+  enum class push_result { sent, full, installing, disconnected };
+
   struct slot {
     std::atomic<std::size_t> stamp{0};  // relative stamp, see above
     storage<T> msg;
@@ -128,22 +134,55 @@ class array_channel {
         try_send_error<T>{try_send_error<T>::reason_t::disconnected, std::move(msg)});
   }
 
-  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) {
+  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d,
+                                                  const std::stop_token& stop = {}) {
     using reason = typename send_timeout_error<T>::reason_t;
-    push_result r = try_push(msg);
-    if (r == push_result::full || r == push_result::installing) {
-      const bool done = block_on(
-          senders_, d,
-          [&] {
-            r = try_push(msg);
-            return r == push_result::sent || r == push_result::disconnected;
-          },
-          [&] { return send_readiness(); });
-      if (!done) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+    send_steps st(*this, msg);
+    if (!st.attempt()) {
+      switch (wait_on(st, d, stop)) {
+        case wait_result::done:
+          break;
+        case wait_result::timeout:
+          return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+        case wait_result::cancelled:
+          return std::unexpected(send_timeout_error<T>{reason::cancelled, std::move(msg)});
+      }
     }
-    if (r == push_result::sent) return {};
+    if (st.sent()) return {};
     return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
   }
+
+  // The steps of a send (waiting/protocol.hpp): `msg` is moved from once
+  // sent, and stays the caller's otherwise.
+  class send_steps {
+   public:
+    send_steps(array_channel& ch, T& msg) noexcept : ch_(&ch), msg_(&msg) {}
+
+    bool attempt() {
+      r_ = ch_->try_push(*msg_);
+      return r_ == push_result::sent || r_ == push_result::disconnected;
+    }
+    readiness enlist(wait_entry& e) noexcept {
+      ch_->senders_.register_entry(e);
+      return ch_->send_readiness();
+    }
+    readiness recheck() noexcept { return ch_->send_readiness(); }
+    void delist(wait_entry& e) noexcept { ch_->senders_.unregister(e); }
+    void completed() noexcept {}
+    [[nodiscard]] static bool hands_off() noexcept { return false; }
+    [[nodiscard]] static bool spins() noexcept { return true; }
+
+    [[nodiscard]] bool sent() const noexcept { return r_ == push_result::sent; }
+
+   private:
+    array_channel* ch_;
+    T* msg_;
+    push_result r_ = push_result::full;
+  };
+
+  template <class E>
+  using recv_steps = buffered_recv_steps<array_channel, E>;
+  using closed_steps = detail::closed_steps<array_channel>;
 
   // --- receiving (one receiver thread at a time) ----------------------------
 
@@ -212,16 +251,27 @@ class array_channel {
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
-    // seq_cst: the re-check half of the Dekker pair (see blocking.hpp).
+    // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
     if ((tail & ~mark_bit_) == head) return (tail & mark_bit_) != 0 ? readiness::ready : readiness::wait;
     return next_written(std::memory_order_seq_cst) ? readiness::ready : readiness::poll;
   }
 
   template <class E>
-  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
-    return recv_blocking(*this, receivers_, head_.value.pacer, d, if_timeout, if_disconnected);
+  std::expected<T, E> recv_as(const deadline& d, const std::stop_token& stop, E if_timeout,
+                              E if_disconnected, E if_cancelled) {
+    return recv_buffered(*this, d, stop, if_timeout, if_disconnected, if_cancelled);
   }
+
+  // For the shared steps (buffered_steps.hpp).
+  wait_queue& receivers() noexcept { return receivers_; }
+  wait_queue& closed_watchers() noexcept { return closed_watchers_; }
+  receive_pacer& pacer() noexcept { return head_.value.pacer; }
+  // Whether sends fail from now on. While a sender handle exists, only the
+  // receiving side can have marked the tail. seq_cst: the re-check of a
+  // registered closed watcher (its registration is under the queue's lock,
+  // which close() takes after marking, so either is seen).
+  [[nodiscard]] bool closed_for_senders() const noexcept { return is_disconnected(); }
 
   // --- queries ----------------------------------------------------------------
 
@@ -262,7 +312,10 @@ class array_channel {
   // Later sends fail and blocked senders wake with their values; queued
   // messages stay receivable.
   void close() noexcept {
-    if (mark_tail()) senders_.disconnect();
+    if (mark_tail()) {
+      senders_.disconnect();
+      closed_watchers_.disconnect();
+    }
   }
 
   void disconnect_receivers() noexcept {
@@ -271,8 +324,6 @@ class array_channel {
   }
 
  private:
-  // installing: the next slot's segment is being allocated by another sender.
-  enum class push_result { sent, full, installing, disconnected };
 
   static std::size_t checked_cap(std::size_t cap) {
     // Positions need two spare high bits (mark bit and lap), and the slots
@@ -379,7 +430,7 @@ class array_channel {
       if (tail == stamp) {
         const std::size_t new_tail = index + 1 < cap_ ? tail + 1 : lap + one_lap_;
         // seq_cst: totally ordered with mark_tail() and with the receiver's
-        // registration re-check (block_on's Dekker argument).
+        // registration re-check (the Dekker pair of waiting/protocol.hpp).
         if (tail_.value.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
                                               std::memory_order_relaxed)) {
           s.msg.construct(std::move(msg));
@@ -405,7 +456,7 @@ class array_channel {
   // For a registered sender: is there room (or a disconnect), or will the
   // receiver's (or the segment installer's) notify come?
   [[nodiscard]] readiness send_readiness() const noexcept {
-    // seq_cst loads: the re-check half of the Dekker pairs (see blocking.hpp).
+    // seq_cst loads: the re-check half of the Dekker pairs (see waiting/protocol.hpp).
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
     if ((tail & mark_bit_) != 0) return readiness::ready;
     const std::size_t index = tail & (mark_bit_ - 1);
@@ -470,6 +521,7 @@ class array_channel {
   std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any
+  wait_queue closed_watchers_;  // senders waiting for the receiving side to stop
 };
 
 }  // namespace sluice::detail

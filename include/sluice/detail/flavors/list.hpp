@@ -29,7 +29,7 @@
 //   but not yet written (its sender is inside T's move constructor, or
 //   descheduled) reads as empty (recv_status::stalled); head moves past a
 //   slot only once it is written. Its writer's `written` store is what a
-//   blocked receiver re-checks (blocking.hpp, readiness::poll).
+//   blocked receiver re-checks (waiting/protocol.hpp, readiness::poll).
 // - A sender that finds another sender installing the next block (a window
 //   of a few stores: blocks are allocated before the last slot is reserved)
 //   waits for it, parked if need be: the installer notifies `senders_`.
@@ -37,6 +37,8 @@
 
 #include <sluice/detail/waiting/backoff.hpp>
 #include <sluice/detail/memory/block_source.hpp>
+#include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
@@ -50,6 +52,7 @@
 #include <cstddef>
 #include <expected>
 #include <optional>
+#include <stop_token>
 
 namespace sluice::detail {
 
@@ -184,7 +187,7 @@ class list_channel {
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
-    // seq_cst: the re-check half of the Dekker pair (see blocking.hpp).
+    // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
     const std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
     if ((head >> shift) == (tail >> shift)) {
       return (tail & mark_bit) != 0 ? readiness::ready : readiness::wait;
@@ -193,9 +196,24 @@ class list_channel {
   }
 
   template <class E>
-  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) {
-    return recv_blocking(*this, receivers_, head_.value.pacer, d, if_timeout, if_disconnected);
+  std::expected<T, E> recv_as(const deadline& d, const std::stop_token& stop, E if_timeout,
+                              E if_disconnected, E if_cancelled) {
+    return recv_buffered(*this, d, stop, if_timeout, if_disconnected, if_cancelled);
   }
+
+  template <class E>
+  using recv_steps = buffered_recv_steps<list_channel, E>;
+  using closed_steps = detail::closed_steps<list_channel>;
+
+  // For the shared steps (buffered_steps.hpp).
+  wait_queue& receivers() noexcept { return receivers_; }
+  wait_queue& closed_watchers() noexcept { return closed_watchers_; }
+  receive_pacer& pacer() noexcept { return head_.value.pacer; }
+  // Whether sends fail from now on. While a sender handle exists, only the
+  // receiving side can have marked the tail. seq_cst: the re-check of a
+  // registered closed watcher (its registration is under the queue's lock,
+  // which close() takes after marking, so either is seen).
+  [[nodiscard]] bool closed_for_senders() const noexcept { return is_disconnected(); }
 
   // --- queries ----------------------------------------------------------------
 
@@ -239,11 +257,13 @@ class list_channel {
   }
 
   // The receiver closed the channel: later sends fail; queued messages stay.
-  void close() noexcept { mark_tail(); }
+  void close() noexcept {
+    if (mark_tail()) closed_watchers_.disconnect();
+  }
 
   // The receiver left: later sends fail, queued messages are destroyed now.
   void disconnect_receivers() noexcept {
-    mark_tail();
+    close();
     discard_all();
   }
 
@@ -309,8 +329,8 @@ class list_channel {
 
       const std::size_t new_tail = tail + one;
       // seq_cst: pairs with mark_tail() and with the receiver's registration
-      // (block_on's Dekker argument: this reservation is the progress it
-      // must not miss).
+      // (the Dekker pair of waiting/protocol.hpp: this reservation is the
+      // progress it must not miss).
       if (tail_.value.index.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
                                                   std::memory_order_acquire)) {
         if (offset + 1 == block_cap) {
@@ -341,15 +361,15 @@ class list_channel {
 
   // Waits while another sender installs the next block: it has reserved
   // the block's last slot and is a few stores from done, unless it was
-  // descheduled there, hence block_on's park after its backoff.
+  // descheduled there, hence the driver's park after its backoff.
   [[gnu::noinline]] void wait_for_next_block() noexcept {
     const auto installing = [&] {
       // seq_cst: the re-check half of the Dekker pair with the installer.
       return ((tail_.value.index.load(std::memory_order_seq_cst) >> shift) % lap) == block_cap;
     };
-    block_on(
-        senders_, deadline::never(), [&] { return !installing(); },
-        [&] { return installing() ? readiness::wait : readiness::ready; });
+    queue_steps st(senders_, [&] { return !installing(); },
+                   [&] { return installing() ? readiness::wait : readiness::ready; });
+    wait_on(st, deadline::never());
   }
 
   // Discards every queued message. Receiver only, after the tail is marked.
@@ -418,6 +438,7 @@ class list_channel {
   // (receivers_'s emptiness hint) or touched once per block.
   wait_queue receivers_;           // the blocked receiver, if any
   wait_queue senders_;             // senders waiting for a block to be installed
+  wait_queue closed_watchers_;     // senders waiting for the receiving side to stop
   std::atomic<block*> spare_{nullptr};  // one drained block kept for reuse
   block_source<block> blocks_;     // where blocks come from and go back to
 };

@@ -19,8 +19,13 @@
 //   once the claim is complete (acquire), parked if the hand-off is slow.
 // - `disconnected_` only goes from false to true, under the lock; its atomic
 //   mirror serves the lock-free queries.
+// - Every kind of waiter (thread, coroutine, asynchronous handler) goes
+//   through send_steps / recv_steps (waiting/protocol.hpp); the flavor never
+//   parks or resumes anyone, and wakes only after unlocking.
 #pragma once
 
+#include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
@@ -29,17 +34,20 @@
 #include <sluice/detail/waiting/waiter.hpp>
 #include <sluice/error.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <expected>
 #include <mutex>
+#include <memory>
 #include <optional>
+#include <stop_token>
 
 namespace sluice::detail {
 
 template <class T>
 class zero_channel {
-  // The hand-off slot a blocked operation lends to its counterpart.
+  // The hand-off slot a waiting operation lends to its counterpart.
   struct packet {
     storage<T> msg;
   };
@@ -56,64 +64,102 @@ class zero_channel {
   // Succeeds only if a receiver is waiting.
   std::expected<void, try_send_error<T>> try_send(T&& msg) noexcept {
     using reason = typename try_send_error<T>::reason_t;
-    std::unique_lock guard(lock_);
-    const bool disconnected = disconnected_;
-    claimed_entry c;
-    if (!disconnected) c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
-    guard.unlock();  // errors are built outside: moving the value is user code
-    if (disconnected) {
-      return std::unexpected(try_send_error<T>{reason::disconnected, std::move(msg)});
-    }
-    if (!c) return std::unexpected(try_send_error<T>{reason::full, std::move(msg)});
-    hand_to(c, msg);
-    return {};
+    send_steps st(*this, msg);
+    if (st.attempt() && st.sent()) return {};
+    // Errors are built outside the lock: moving the value is user code.
+    return std::unexpected(
+        try_send_error<T>{st.disconnected() ? reason::disconnected : reason::full, std::move(msg)});
   }
 
-  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d) noexcept {
+  std::expected<void, send_timeout_error<T>> send(T&& msg, const deadline& d,
+                                                  const std::stop_token& stop = {}) noexcept {
     using reason = typename send_timeout_error<T>::reason_t;
-    std::unique_lock guard(lock_);
-    if (disconnected_) {
-      guard.unlock();  // errors are built outside: moving the value is user code
-      return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
+    send_steps st(*this, msg);
+    if (!st.attempt()) {
+      if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+      switch (wait_on(st, d, stop)) {
+        case wait_result::done:
+          break;
+        case wait_result::timeout:
+          return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
+        case wait_result::cancelled:
+          return std::unexpected(send_timeout_error<T>{reason::cancelled, std::move(msg)});
+      }
     }
-    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
-      guard.unlock();
-      hand_to(c, msg);
-      return {};
-    }
-    guard.unlock();
-    if (d.has_passed()) return std::unexpected(send_timeout_error<T>{reason::timeout, std::move(msg)});
-
-    // Wait with the message in our own packet until a receiver takes it.
-    // The move into the packet is user code: outside the lock, so the
-    // channel's other users never wait for it; then look again.
-    packet p;
-    p.msg.construct(std::move(msg));
-    guard.lock();
-    if (disconnected_) {
-      guard.unlock();
-      return std::unexpected(send_timeout_error<T>{reason::disconnected, p.msg.take()});
-    }
-    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
-      guard.unlock();  // a receiver came meanwhile
-      T value = p.msg.take();
-      hand_to(c, value);
-      return {};
-    }
-    waiter w;
-    wait_entry entry{.w = &w, .packet = &p};
-    senders_.push_back(entry);
-    guard.unlock();
-
-    const selection s = w.wait_until(d, /*patient=*/true);
-    if (s == entry.op) return {};  // the receiver has moved the message out
-    // Timed out or disconnected: nobody claimed us, so the message is ours.
-    guard.lock();
-    senders_.remove(entry);
-    guard.unlock();
-    return std::unexpected(send_timeout_error<T>{
-        s == sel_disconnected ? reason::disconnected : reason::timeout, p.msg.take()});
+    if (st.sent()) return {};
+    return std::unexpected(send_timeout_error<T>{reason::disconnected, std::move(msg)});
   }
+
+  // The steps of a send (waiting/protocol.hpp). While registered, the
+  // message waits in the steps' own packet (moved there outside the lock);
+  // delist() moves it back into `msg` if no receiver took it.
+  class send_steps {
+   public:
+    send_steps(zero_channel& ch, T& msg) noexcept : ch_(&ch), msg_(&msg) {}
+
+    bool attempt() noexcept {
+      std::unique_lock guard(ch_->lock_);
+      if (ch_->disconnected_) {
+        outcome_ = outcome::disconnected;
+        return true;
+      }
+      claimed_entry c = ch_->receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
+      guard.unlock();
+      if (!c) return false;
+      hand_to(c, *msg_);
+      outcome_ = outcome::sent;
+      return true;
+    }
+    readiness enlist(wait_entry& e) noexcept {
+      p_.msg.construct(std::move(*msg_));  // user code: outside the lock
+      std::unique_lock guard(ch_->lock_);
+      if (ch_->disconnected_ || ch_->receivers_.has_other_than(e.w->owner())) {
+        guard.unlock();
+        take_back();
+        return readiness::ready;  // an attempt can finish now
+      }
+      e.packet = &p_;
+      ch_->senders_.push_back(e);
+      in_packet_ = true;
+      return readiness::wait;
+    }
+    static readiness recheck() noexcept { return readiness::wait; }
+    void delist(wait_entry& e) noexcept {
+      if (!in_packet_) return;
+      {
+        std::lock_guard guard(ch_->lock_);
+        ch_->senders_.remove(e);
+      }
+      take_back();  // nobody claimed us: the message is still ours
+    }
+    void completed() noexcept {
+      in_packet_ = false;  // the receiver moved the message out
+      outcome_ = outcome::sent;
+    }
+    [[nodiscard]] static bool hands_off() noexcept { return true; }
+    [[nodiscard]] static bool spins() noexcept { return false; }
+
+    [[nodiscard]] bool sent() const noexcept { return outcome_ == outcome::sent; }
+    [[nodiscard]] bool disconnected() const noexcept {
+      return outcome_ == outcome::disconnected;
+    }
+
+   private:
+    enum class outcome { none, sent, disconnected };
+
+    // Re-create in place: T need not be assignable.
+    void take_back() noexcept {
+      std::destroy_at(msg_);
+      std::construct_at(msg_, p_.msg.take());
+      in_packet_ = false;
+    }
+
+    zero_channel* ch_;
+    T* msg_;
+    packet p_;
+    bool in_packet_ = false;
+    outcome outcome_ = outcome::none;
+  };
 
   // --- receiving ----------------------------------------------------------------
 
@@ -125,41 +171,91 @@ class zero_channel {
 
   template <class E>
   std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
-    std::unique_lock guard(lock_);
-    if (claimed_entry c = senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
-      guard.unlock();
-      status = recv_status::message;
-      return take_from<E>(c);
-    }
-    status = disconnected_ ? recv_status::disconnected : recv_status::empty;
-    return std::unexpected(disconnected_ ? if_disconnected : if_empty);
+    std::expected<T, E> result(std::unexpect, if_empty);
+    recv_steps<E> st(*this, result, if_empty, if_disconnected);
+    st.attempt();
+    status = result            ? recv_status::message
+             : st.disconnected() ? recv_status::disconnected
+                                 : recv_status::empty;
+    return result;
   }
 
   template <class E>
-  std::expected<T, E> recv_as(const deadline& d, E if_timeout, E if_disconnected) noexcept {
-    std::unique_lock guard(lock_);
-    if (claimed_entry c = senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
-      guard.unlock();
-      return take_from<E>(c);
+  std::expected<T, E> recv_as(const deadline& d, const std::stop_token& stop, E if_timeout,
+                              E if_disconnected, E if_cancelled) noexcept {
+    std::expected<T, E> result(std::unexpect, if_timeout);
+    recv_steps<E> st(*this, result, if_timeout, if_disconnected);
+    if (!st.attempt() && !d.has_passed() &&
+        wait_on(st, d, stop) == wait_result::cancelled) {
+      result.error() = if_cancelled;
     }
-    if (disconnected_) return std::unexpected(if_disconnected);
-    if (d.has_passed()) return std::unexpected(if_timeout);
-
-    packet p;
-    waiter w;
-    wait_entry entry{.w = &w, .packet = &p};
-    receivers_.push_back(entry);
-    guard.unlock();
-
-    const selection s = w.wait_until(d, /*patient=*/true);
-    if (s == entry.op) {  // the sender has written the message
-      return std::expected<T, E>(std::in_place, p.msg.take());
-    }
-    guard.lock();
-    receivers_.remove(entry);
-    guard.unlock();
-    return std::unexpected(s == sel_disconnected ? if_disconnected : if_timeout);
+    return result;
   }
+
+  // The steps of a receive (waiting/protocol.hpp): the outcome goes to
+  // `result`; while registered, a sender moves its message into the steps'
+  // own packet.
+  template <class E>
+  class recv_steps {
+   public:
+    using result_type = std::expected<T, E>;
+
+    recv_steps(zero_channel& ch, result_type& result, E if_empty, E if_disconnected) noexcept
+        : ch_(&ch), result_(&result), if_empty_(if_empty), if_disconnected_(if_disconnected) {}
+
+    bool attempt() noexcept {
+      std::unique_lock guard(ch_->lock_);
+      if (claimed_entry c = ch_->senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
+        guard.unlock();
+        set(static_cast<packet*>(c.packet)->msg.take());
+        c.wake();  // the hand-off is complete: the sender may leave
+        return true;
+      }
+      if (!ch_->disconnected_) return false;
+      guard.unlock();
+      disconnected_ = true;
+      std::destroy_at(result_);
+      std::construct_at(result_, std::unexpect, if_disconnected_);
+      return true;
+    }
+    readiness enlist(wait_entry& e) noexcept {
+      std::lock_guard guard(ch_->lock_);
+      if (ch_->disconnected_ || ch_->senders_.has_other_than(e.w->owner())) {
+        return readiness::ready;
+      }
+      e.packet = &p_;
+      ch_->receivers_.push_back(e);
+      return readiness::wait;
+    }
+    static readiness recheck() noexcept { return readiness::wait; }
+    void delist(wait_entry& e) noexcept {
+      std::lock_guard guard(ch_->lock_);
+      ch_->receivers_.remove(e);
+    }
+    void completed() noexcept { set(p_.msg.take()); }  // the sender wrote the packet
+    [[nodiscard]] static bool hands_off() noexcept { return true; }
+    [[nodiscard]] static bool spins() noexcept { return false; }
+
+    [[nodiscard]] bool disconnected() const noexcept { return disconnected_; }
+
+   private:
+    void set(T&& value) noexcept {
+      std::destroy_at(result_);
+      std::construct_at(result_, std::in_place, std::move(value));
+    }
+
+    zero_channel* ch_;
+    result_type* result_;
+    [[maybe_unused]] E if_empty_;
+    E if_disconnected_;
+    packet p_;
+    bool disconnected_ = false;
+  };
+
+  // Waits until the receiver is gone or closed the channel.
+  using closed_steps = detail::closed_steps<zero_channel>;
+  [[nodiscard]] bool closed_for_senders() const noexcept { return is_disconnected(); }
+  wait_queue& closed_watchers() noexcept { return closed_watchers_; }
 
   // --- queries: a rendezvous channel never holds a message ------------------------
 
@@ -167,8 +263,10 @@ class zero_channel {
   [[nodiscard]] static constexpr bool is_empty() noexcept { return true; }
   [[nodiscard]] static constexpr bool is_full() noexcept { return true; }
   [[nodiscard]] static constexpr std::optional<std::size_t> capacity() noexcept { return 0; }
+  // seq_cst: also the re-check of a closed watcher (closed_steps), against
+  // the store in disconnect() made before the watchers are disconnected.
   [[nodiscard]] bool is_disconnected() const noexcept {
-    return disconnected_flag_.load(std::memory_order_acquire);
+    return disconnected_flag_.load(std::memory_order_seq_cst);
   }
 
   // --- disconnection ------------------------------------------------------------
@@ -181,29 +279,40 @@ class zero_channel {
 
  private:
   void disconnect() noexcept {
-    std::lock_guard guard(lock_);
-    if (disconnected_) return;
-    disconnected_ = true;
-    disconnected_flag_.store(true, std::memory_order_release);
-    senders_.disconnect_all();
-    receivers_.disconnect_all();
+    {
+      std::lock_guard guard(lock_);
+      if (disconnected_) return;
+      disconnected_ = true;
+      // seq_cst: see is_disconnected().
+      disconnected_flag_.store(true, std::memory_order_seq_cst);
+    }
+    // No operation registers from now on (enlist checks the flag under the
+    // lock): wake those registered, each batch claimed under the lock and
+    // woken after it.
+    disconnect_waiters(senders_);
+    disconnect_waiters(receivers_);
+    closed_watchers_.disconnect();
+  }
+
+  void disconnect_waiters(waiter_list& list) noexcept {
+    std::array<wake_token, 16> batch;
+    for (;;) {
+      std::size_t n = 0;
+      {
+        std::lock_guard guard(lock_);
+        n = list.disconnect_some(batch);
+      }
+      for (std::size_t i = 0; i < n; ++i) batch[i].wake();
+      if (n < batch.size()) return;
+    }
   }
 
   // Moves `msg` into a claimed receiver's packet, then completes the
   // hand-off (the receiver sees the message) and wakes it. After that the
-  // packet may be gone: only the wake token's word address is used.
+  // packet may be gone: only the wake token is used.
   static void hand_to(const claimed_entry& c, T& msg) noexcept {
     static_cast<packet*>(c.packet)->msg.construct(std::move(msg));
     c.wake();
-  }
-
-  // Moves the message out of a claimed sender's packet, then completes the
-  // hand-off (the sender may leave) and wakes it.
-  template <class E>
-  static std::expected<T, E> take_from(const claimed_entry& c) noexcept {
-    std::expected<T, E> result(std::in_place, static_cast<packet*>(c.packet)->msg.take());
-    c.wake();
-    return result;
   }
 
   spin_lock lock_;  // guards the two queues and disconnected_
@@ -211,6 +320,7 @@ class zero_channel {
   waiter_list receivers_;  // blocked receivers, each with an empty packet
   bool disconnected_ = false;
   std::atomic<bool> disconnected_flag_{false};  // lock-free mirror for queries
+  wait_queue closed_watchers_;  // senders waiting for the receiving side to stop
 };
 
 }  // namespace sluice::detail

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <sluice/config.hpp>
+#include <sluice/detail/memory/asymmetric_fence.hpp>
 #include <sluice/detail/waiting/waiter.hpp>
 
 #include <cstdio>
@@ -28,7 +29,11 @@ template <class Channel>
 class counter {
  public:
   template <class... Args>
-  explicit counter(Args&&... args) : chan_(std::forward<Args>(args)...) {}
+  explicit counter(Args&&... args) : chan_(std::forward<Args>(args)...) {
+    // Once per process (then one load): lets every send take the light
+    // fence of the waiting protocol (asymmetric_fence.hpp).
+    init_asymmetric_fence();
+  }
 
   [[nodiscard]] Channel& chan() noexcept { return chan_; }
   [[nodiscard]] const Channel& chan() const noexcept { return chan_; }

@@ -12,12 +12,16 @@
 //   and it may destroy it without taking the lock; a waiter that ends any
 //   other way (timeout, abort, disconnect) calls unregister() first.
 // - `empty_` is true only when no entry is linked. It lets the fast path of
-//   every send and receive skip the lock; see notify_one() for why it is
+//   every send and receive skip the lock; see register_entry() for why it is
 //   sequentially consistent.
+// - Nobody is woken (no futex wake, no callback) while the queue's lock is
+//   held: claims are made under the lock, wakes after it is released.
 #pragma once
 
 #include <sluice/detail/waiting/spin_lock.hpp>
 #include <sluice/detail/waiting/waiter.hpp>
+
+#include <array>
 
 #include <atomic>
 #include <cstddef>
@@ -55,6 +59,15 @@ class waiter_list {
     return n;
   }
 
+  // Whether an entry of another owner than `self` is linked (one that
+  // claim_first(self) might take).
+  [[nodiscard]] bool has_other_than(const void* self) const noexcept {
+    for (const wait_entry* e = head_; e != nullptr; e = e->next) {
+      if (e->w->owner() != self) return true;
+    }
+    return false;
+  }
+
   void push_back(wait_entry& e) noexcept {
     e.prev = tail_;
     e.next = nullptr;
@@ -90,14 +103,19 @@ class waiter_list {
     return {};
   }
 
-  // Claims every waiter with `sel_disconnected`, waking each one.
-  void disconnect_all() noexcept {
-    while (head_ != nullptr) {
+  // Claims up to `out.size()` waiters with `sel_disconnected`, unlinking
+  // every entry it meets; returns how many tokens it filled. The caller
+  // wakes them after releasing its lock.
+  template <std::size_t N>
+  std::size_t disconnect_some(std::array<wake_token, N>& out) noexcept {
+    std::size_t n = 0;
+    while (head_ != nullptr && n < N) {
       wait_entry* e = head_;
       waiter* w = e->w;
-      remove(*e);
-      w->try_claim(sel_disconnected).wake();
+      remove(*e);  // before the claim: see the header's invariants
+      if (wake_token t = w->try_claim(sel_disconnected)) out[n++] = t;
     }
+    return n;
   }
 
  private:
@@ -126,8 +144,12 @@ class wait_queue {
   }
 
   // Wakes one waiter, if any. Callers have just made progress the waiter
-  // waits for, published with a seq_cst operation (see register_entry).
+  // waits for, published with a seq_cst operation (see register_entry) or
+  // with a release store: then light_fence() orders that store before the
+  // emptiness check, paired with the heavy fence of a waiter that found the
+  // progress half made (asymmetric_fence.hpp).
   void notify_one() noexcept {
+    light_fence();
     if (empty_.load(std::memory_order_seq_cst)) return;
     claimed_entry c;
     {
@@ -135,7 +157,7 @@ class wait_queue {
       c = list_.claim_first(current_thread_owner());
       empty_.store(list_.empty(), std::memory_order_relaxed);
     }
-    c.wake();  // outside the lock: a futex wake is a system call
+    c.wake();  // outside the lock: a futex wake is a system call, a callback is user code
   }
 
   // Wakes every waiter registered now (for progress that serves them all,
@@ -143,6 +165,7 @@ class wait_queue {
   // woken outside the lock; waiters that register meanwhile re-check the
   // channel themselves.
   void notify_all() noexcept {
+    light_fence();
     if (empty_.load(std::memory_order_seq_cst)) return;
     std::size_t n = 0;
     {
@@ -152,11 +175,22 @@ class wait_queue {
     while (n-- > 0 && !empty_.load(std::memory_order_relaxed)) notify_one();
   }
 
-  // Wakes every waiter with "disconnected".
+  // Wakes every waiter with "disconnected", a batch at a time, each batch
+  // claimed under the lock and woken after it. Callers have made the
+  // disconnection visible first, so a waiter registering meanwhile sees it
+  // in its re-check.
   void disconnect() noexcept {
-    std::lock_guard guard(lock_);
-    list_.disconnect_all();
-    empty_.store(true, std::memory_order_relaxed);
+    std::array<wake_token, 16> batch;
+    for (;;) {
+      std::size_t n = 0;
+      {
+        std::lock_guard guard(lock_);
+        n = list_.disconnect_some(batch);
+        empty_.store(list_.empty(), std::memory_order_relaxed);
+      }
+      for (std::size_t i = 0; i < n; ++i) batch[i].wake();
+      if (n < batch.size()) return;
+    }
   }
 
  private:

@@ -1,5 +1,6 @@
-// sluice/detail/waiting/waiter.hpp - one blocked operation (or one blocked select):
-// a thread that parks, or a callback that resumes a coroutine.
+// sluice/detail/waiting/waiter.hpp - one waiting operation (or one waiting
+// select): a thread that parks, or a callback that resumes a coroutine or
+// completes an asynchronous handler.
 //
 // A waiter is registered in one or more wait queues (one per channel side it
 // waits on). Whoever completes it first claims it by moving its state word
@@ -7,25 +8,32 @@
 // either final at once (the waiter only needs to learn the selection), or a
 // hand-off: the claimer still moves a message into or out of the waiter's
 // packet (running T's move constructor and destructor, user code of any
-// duration) and completes the claim when done. The waiter returns only once
-// its claim is complete, and sleeps, rather than spins, while it is not.
+// duration) and completes the claim when done. The waiter acts only once
+// its claim is complete; a thread sleeps, rather than spins, while it is not.
 //
 // State word (32 bits, also the futex word of a sleeping thread):
-//   bits 0-29  the selection: waiting 0, aborted 2 (the waiter gave up:
-//              timeout, or it saw progress itself), disconnected 3, or
-//              operation n >= first_op (for select: the arm)
-//   bit 30     sleeping: the thread sleeps (or is about to) on the word, so
-//              whoever makes the state final owes it a futex wake
+//   bits 0-28  the selection: waiting 0, cancelled 1 (a stop request or
+//              cancellation), aborted 2 (the waiter gave up: timeout, or it
+//              saw progress itself), disconnected 3, or operation n >=
+//              first_op (for select: the arm)
+//   bit 29     arming (callback waiters): the owner is still registering and
+//              re-checking; a claim made meanwhile does not call back, the
+//              owner finds it when it disarms
+//   bit 30     sleeping (thread waiters): the thread sleeps (or is about to)
+//              on the word, so whoever makes the state final owes it a wake
 //   bit 31     handing off: claimed, the claimer is still finishing
 //
 // Invariants:
-// - The selection leaves "waiting" exactly once (CAS), so an operation is
-//   completed at most once and a waiter never consumes two wake-ups.
+// - The selection leaves "waiting" exactly once per arming (CAS), so an
+//   operation is completed at most once and a waiter never consumes two
+//   wake-ups; only the owner resets it, when no claim can be in flight.
+// - A callback waiter's callback runs at most once per arming, and never
+//   while its owner is still arming: exactly one party (the owner or one
+//   claimer) carries the operation on at any time.
 // - After a successful claim the claimer may touch only what the waiter keeps
 //   alive until its state is final (its packet, and for a hand-off the state
 //   word itself), plus the wake: a futex wake that uses only the word's
-//   address, or the callback of a coroutine waiter, whose frame stays
-//   suspended until the callback resumes it.
+//   address, or the callback, whose owner stays suspended until it runs.
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
@@ -40,6 +48,7 @@ namespace sluice::detail {
 
 using selection = std::uint32_t;
 inline constexpr selection sel_waiting = 0;
+inline constexpr selection sel_cancelled = 1;
 inline constexpr selection sel_aborted = 2;
 inline constexpr selection sel_disconnected = 3;
 inline constexpr selection sel_first_op = 4;
@@ -92,9 +101,10 @@ class waiter {
   // Called to resume a non-thread waiter once claimed (coroutines).
   using resume_fn = wake_token::resume_fn;
 
+  static constexpr std::uint32_t arming = 1u << 29;
   static constexpr std::uint32_t sleeping = 1u << 30;
   static constexpr std::uint32_t handing_off = 1u << 31;
-  static constexpr std::uint32_t selection_mask = sleeping - 1;
+  static constexpr std::uint32_t selection_mask = arming - 1;
 
   // A thread waiter: wait_until() spins, yields, then parks the thread.
   waiter() noexcept : owner_(current_thread_owner()) {}
@@ -117,27 +127,62 @@ class waiter {
     const resume_fn resume = resume_;
     std::atomic<std::uint32_t>* word = &state_;
     std::uint32_t cur = state_.load(std::memory_order_relaxed);
-    while ((cur & ~sleeping) == sel_waiting) {
-      // A hand-off keeps the sleeping bit: completion reads it to know
-      // whether a wake is owed.
-      const std::uint32_t next = handoff ? (sel | handing_off | (cur & sleeping)) : sel;
+    while ((cur & (selection_mask | handing_off)) == sel_waiting) {
+      // A hand-off keeps the sleeping and arming bits: its completion reads
+      // them to know whether a wake (or the callback) is owed. A final claim
+      // drops the arming bit: the owner, disarming, finds the claim.
+      const std::uint32_t next =
+          handoff ? (sel | handing_off | (cur & (sleeping | arming))) : sel;
       if (state_.compare_exchange_weak(cur, next, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
-        return {this, resume, word, sel, handoff, resume != nullptr || (cur & sleeping) != 0};
+        const bool must_wake =
+            resume != nullptr ? (cur & arming) == 0 : (cur & sleeping) != 0;
+        return {this, resume, word, sel, handoff, must_wake};
       }
     }
     return {};
   }
 
-  // Thread waiters: block until the state is final, or until `d` passes or
-  // steady_clock reaches `recheck` while nobody has claimed the waiter: then
-  // the waiter aborts itself (unless a claim won the race, whose result is
-  // returned) and returns sel_aborted. A claimed hand-off is waited for
+  // Callback waiters: starts an arming window (see the state word). Only the
+  // owner calls it, when no claim of an earlier arming is in flight.
+  // relaxed: the registration that follows publishes it (queue lock).
+  void arm() noexcept { state_.store(sel_waiting | arming, std::memory_order_relaxed); }
+
+  // Callback waiters: ends the arming window. Returns sel_waiting when the
+  // waiter is now pending (a claim will call back), else the final
+  // selection of a claim made while arming, which the owner carries on.
+  // acquire: the owner then sees what the claimer wrote before its claim.
+  selection disarm() noexcept {
+    std::uint32_t cur = state_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((cur & arming) == 0) return cur & selection_mask;  // claimed while arming
+      if (state_.compare_exchange_weak(cur, cur & ~arming, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        // Still waiting, or a hand-off whose completion will now call back.
+        return sel_waiting;
+      }
+    }
+  }
+
+  // Thread waiters: a fresh wait for the next registration. Only the owner
+  // calls it, after its previous wait ended (nothing claims a final state).
+  // relaxed: the registration that follows publishes it (queue lock).
+  void reset() noexcept { state_.store(sel_waiting, std::memory_order_relaxed); }
+
+  // The final selection (after wait_until or a callback). acquire: pairs
+  // with the claim.
+  [[nodiscard]] selection final_selection() const noexcept {
+    return state_.load(std::memory_order_acquire) & selection_mask;
+  }
+
+  // Thread waiters: block until the state is final, or until `d` passes
+  // while nobody has claimed the waiter: then the waiter aborts itself
+  // (unless a claim won the race, whose result is returned) and returns
+  // sel_aborted. A claimed hand-off is waited for
   // whatever the deadline: the operation is committed.
   // `patient` waiters spin and yield before parking (the claimer is likely
   // to come soon); others spin briefly, having already spun before waiting.
-  selection wait_until(const deadline& d, bool patient,
-                       steady::time_point recheck = steady::time_point::max()) noexcept {
+  selection wait_until(const deadline& d, bool patient) noexcept {
     backoff bo;
     bool handoff_seen = false;
     while (patient ? !bo.is_completed() : !bo.is_spin_completed()) {
@@ -145,7 +190,7 @@ class waiter {
       const std::uint32_t s = state_.load(std::memory_order_acquire);
       if (is_final(s)) {
         if (patient) bo.wait_ended_unparked();
-        return s;
+        return s & selection_mask;
       }
       if ((s & handing_off) != 0 && !handoff_seen) {
         // Claimed: the claimer is one move away from done. A fresh budget,
@@ -159,9 +204,9 @@ class waiter {
     backoff::wait_ended_parked();
     for (;;) {
       std::uint32_t s = state_.load(std::memory_order_acquire);
-      if (is_final(s)) return s;
+      if (is_final(s)) return s & selection_mask;
       const bool claimed = (s & selection_mask) != sel_waiting;
-      if (!claimed && (d.has_passed() || steady::now() >= recheck)) {
+      if (!claimed && d.has_passed()) {
         // acquire on failure: the failure value may be a claim whose
         // writes we need.
         if (state_.compare_exchange_strong(s, sel_aborted, std::memory_order_acquire,
@@ -178,7 +223,7 @@ class waiter {
         }
         s |= sleeping;
       }
-      park_while(state_, s, claimed ? steady::time_point::max() : std::min(d.wake_at(), recheck));
+      park_while(state_, s, claimed ? steady::time_point::max() : d.wake_at());
     }
   }
 
@@ -196,16 +241,19 @@ class waiter {
 };
 
 inline void wake_token::wake() const noexcept {
-  bool wake_thread = must_wake_;
+  bool must_wake = must_wake_;
   if (handoff_) {
     // release: the waiter's acquire of its final state sees the hand-off.
-    // The exchange also learns whether the waiter went to sleep meanwhile.
+    // The exchange also learns whether the waiter went to sleep (thread) or
+    // finished arming (callback) meanwhile.
     const std::uint32_t before = word_->exchange(sel_, std::memory_order_release);
-    wake_thread = (before & waiter::sleeping) != 0;
+    must_wake = resume_ != nullptr ? (before & waiter::arming) == 0
+                                   : (before & waiter::sleeping) != 0;
   }
+  if (!must_wake) return;
   if (resume_ != nullptr) {
-    resume_(*waiter_);  // a suspended coroutine frame: alive until resumed
-  } else if (wake_thread) {
+    resume_(*waiter_);  // its owner stays suspended until this runs
+  } else {
     wake_all(word_);  // address only
   }
 }
