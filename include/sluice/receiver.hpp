@@ -10,11 +10,13 @@
 
 #include <sluice/detail/flavors/array.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/async/awaitables.hpp>
 #include <sluice/detail/handles/handle.hpp>
 #include <sluice/detail/flavors/list.hpp>
 #include <sluice/detail/memory/storage.hpp>
 #include <sluice/detail/flavors/zero.hpp>
 #include <sluice/error.hpp>
+#include <sluice/resume_on.hpp>
 #include <sluice/sendable.hpp>
 
 #include <chrono>
@@ -134,6 +136,34 @@ class receiver
     if (*this) receiving([](auto& chan) { chan.close(); });
   }
 
+  /// receiver::async_recv - `co_await rx.async_recv()`: recv() for
+  /// coroutines. Completes without suspending when a message is queued (on
+  /// a rendezvous channel: a sender waiting) or the channel is disconnected;
+  /// otherwise suspends until a sender delivers, and resumes inline on the
+  /// thread that did (see resume_on.hpp). Yields std::expected<T, recv_error>.
+  /// One receiving operation at a time: a pending async_recv counts.
+  [[nodiscard]] auto async_recv() {
+    return make_recv<recv_error>(detail::resume_inline{}, {});
+  }
+  /// async_recv(stop) - as async_recv(), and a stop request on `stop` (at
+  /// any time while suspended) ends the wait at once with
+  /// recv_timeout_error::cancelled.
+  /// Cancellation: no message is taken; whatever is queued, or arrives
+  /// later, stays for the next receive.
+  [[nodiscard]] auto async_recv(std::stop_token stop) {
+    return make_recv<recv_timeout_error>(detail::resume_inline{}, std::move(stop));
+  }
+  /// async_recv(resume_on(s)) and async_recv(resume_on(s), stop): the same,
+  /// resuming through the scheduler `s`.
+  template <class S>
+  [[nodiscard]] auto async_recv(resume_on_t<S> where) {
+    return make_recv<recv_error>(std::move(where), {});
+  }
+  template <class S>
+  [[nodiscard]] auto async_recv(resume_on_t<S> where, std::stop_token stop) {
+    return make_recv<recv_timeout_error>(std::move(where), std::move(stop));
+  }
+
   /// Blocking iteration: each step waits for the next message; the range
   /// ends when the channel is empty and disconnected.
   iterator begin() { return iterator(this, true); }
@@ -148,6 +178,45 @@ class receiver
   template <sendable U>
   friend auto sync_channel(std::size_t);
   explicit receiver(typename base::ref_type ref) noexcept : base(ref) {}
+
+  template <class E>
+  using recv_steps = detail::any_steps<typename detail::list_channel<T>::template recv_steps<E>,
+                                       typename detail::array_channel<T>::template recv_steps<E>,
+                                       typename detail::zero_channel<T>::template recv_steps<E>,
+                                       detail::no_channel_steps>;
+  template <class E, class R>
+  using recv_awaitable = detail::recv_awaitable<T, E, recv_steps<E>, R>;
+
+  template <class E, class R>
+  recv_awaitable<E, R> make_recv(R where, std::stop_token stop) {
+    constexpr E if_disconnected = disconnected_error<E>();
+    constexpr E if_cancelled = cancelled_error<E>();
+    if (!*this) {
+      return recv_awaitable<E, R>(std::move(where), std::move(stop), if_disconnected, if_cancelled);
+    }
+    return this->ref_.visit([&](auto& c) {
+      using flavor = std::remove_reference_t<decltype(c.chan())>;
+      using steps = typename flavor::template recv_steps<E>;
+      return recv_awaitable<E, R>(std::move(where), std::move(stop), std::in_place_type<steps>,
+                                  c.chan(), if_disconnected, if_cancelled);
+    });
+  }
+  template <class E>
+  static constexpr E disconnected_error() noexcept {
+    if constexpr (std::is_same_v<E, recv_error>) {
+      return recv_error{};
+    } else {
+      return E::disconnected;
+    }
+  }
+  template <class E>
+  static constexpr E cancelled_error() noexcept {
+    if constexpr (std::is_same_v<E, recv_error>) {
+      return recv_error{};  // not cancellable: never reported
+    } else {
+      return E::cancelled;
+    }
+  }
 
   void release() noexcept {
     if (*this) this->ref_.take().visit([](auto& c) { c.release_receiver(); });

@@ -10,10 +10,12 @@
 
 #include <sluice/detail/flavors/array.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
+#include <sluice/detail/async/awaitables.hpp>
 #include <sluice/detail/handles/handle.hpp>
 #include <sluice/detail/flavors/list.hpp>
 #include <sluice/detail/flavors/zero.hpp>
 #include <sluice/error.hpp>
+#include <sluice/resume_on.hpp>
 #include <sluice/sendable.hpp>
 
 #include <chrono>
@@ -58,11 +60,52 @@ class sender_handle : public handle<Flavors...> {
 
   void swap(sender_handle& other) noexcept { std::swap(this->ref_, other.ref_); }
 
+  /// async_closed - `co_await tx.async_closed()` completes when the
+  /// receiving side has stopped: the receiver is gone or called close()
+  /// (at once if it already has, and for an empty handle). Where the
+  /// coroutine resumes: see resume_on.hpp.
+  [[nodiscard]] auto async_closed() const { return make_closed<false>(detail::resume_inline{}, {}); }
+  /// async_closed(stop) - as async_closed(), and a stop request ends the
+  /// wait: the result is true if the receiving side stopped, false if the
+  /// wait was cancelled first.
+  [[nodiscard]] auto async_closed(std::stop_token stop) const {
+    return make_closed<true>(detail::resume_inline{}, std::move(stop));
+  }
+  /// async_closed(resume_on(s)) and async_closed(resume_on(s), stop): the
+  /// same, resuming through the scheduler `s`.
+  template <class S>
+  [[nodiscard]] auto async_closed(resume_on_t<S> where) const {
+    return make_closed<false>(std::move(where), {});
+  }
+  template <class S>
+  [[nodiscard]] auto async_closed(resume_on_t<S> where, std::stop_token stop) const {
+    return make_closed<true>(std::move(where), std::move(stop));
+  }
+
  protected:
   sender_handle() noexcept = default;
   explicit sender_handle(typename base::ref_type ref) noexcept : base(ref) {}
 
  private:
+  using closed_steps =
+      detail::any_steps<typename Flavors::closed_steps..., detail::no_channel_steps>;
+  template <bool Cancellable, class R>
+  using closed_awaitable = detail::closed_awaitable<closed_steps, R, Cancellable>;
+
+  template <bool Cancellable, class R>
+  closed_awaitable<Cancellable, R> make_closed(R where, std::stop_token stop) const {
+    if (this->ref_.empty()) {
+      return closed_awaitable<Cancellable, R>(std::move(where), std::move(stop),
+                                              std::in_place_type<detail::no_channel_steps>);
+    }
+    return this->ref_.visit([&](auto& c) {
+      using flavor = std::remove_reference_t<decltype(c.chan())>;
+      return closed_awaitable<Cancellable, R>(std::move(where), std::move(stop),
+                                              std::in_place_type<typename flavor::closed_steps>,
+                                              c.chan());
+    });
+  }
+
   void release() noexcept {
     if (!this->ref_.empty()) this->ref_.take().visit([](auto& c) { c.release_sender(); });
   }
@@ -89,6 +132,13 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
     auto r = this->ref_.visit([&](auto& c) { return c.chan().try_send(std::move(value)); });
     if (r) return {};
     return std::unexpected(send_error<T>{std::move(r.error().value)});
+  }
+
+  /// sender::async_send - `co_await tx.async_send(value)`: send() as an
+  /// awaitable, for symmetry with sync_sender. An unbounded channel is never
+  /// full, so it completes at once, without suspending.
+  [[nodiscard]] auto async_send(T value) const {
+    return detail::ready_awaitable<std::expected<void, send_error<T>>>(send(std::move(value)));
   }
 
   friend void swap(sender& a, sender& b) noexcept { a.swap(b); }
@@ -185,9 +235,57 @@ class sync_sender
     return send_within(std::move(value), detail::deadline::until(deadline), stop);
   }
 
+  /// sync_sender::async_send - `co_await tx.async_send(value)`: send() for
+  /// coroutines. Completes without suspending when there is room (on a
+  /// rendezvous channel: a receiver waiting); otherwise suspends until a
+  /// receiver makes room or takes the value, and resumes inline on the thread
+  /// that did (see resume_on.hpp). Yields std::expected<void, send_error<T>>:
+  /// the error holds `value` when the receiver is gone or closed. May throw
+  /// std::bad_alloc from co_await, as send() may.
+  /// GCC 12 destroys an aggregate temporary built inside a co_await
+  /// expression twice: build such a value in a statement of its own.
+  [[nodiscard]] auto async_send(T value) const {
+    return make_send<send_error<T>>(detail::resume_inline{}, {}, std::move(value));
+  }
+  /// async_send(value, stop) - as async_send(value), and a stop request on
+  /// `stop` (at any time while suspended) ends the wait at once.
+  /// Cancellation: yields send_timeout_error<T> with reason cancelled,
+  /// holding `value`; nothing was sent.
+  [[nodiscard]] auto async_send(T value, std::stop_token stop) const {
+    return make_send<send_timeout_error<T>>(detail::resume_inline{}, std::move(stop),
+                                            std::move(value));
+  }
+  /// async_send(value, resume_on(s)) and async_send(value, resume_on(s),
+  /// stop): the same, resuming through the scheduler `s`.
+  template <class S>
+  [[nodiscard]] auto async_send(T value, resume_on_t<S> where) const {
+    return make_send<send_error<T>>(std::move(where), {}, std::move(value));
+  }
+  template <class S>
+  [[nodiscard]] auto async_send(T value, resume_on_t<S> where, std::stop_token stop) const {
+    return make_send<send_timeout_error<T>>(std::move(where), std::move(stop), std::move(value));
+  }
+
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
 
  private:
+  using send_steps =
+      detail::any_steps<typename detail::array_channel<T>::send_steps,
+                        typename detail::zero_channel<T>::send_steps, detail::no_channel_steps>;
+  template <class Error, class R>
+  using send_awaitable = detail::send_awaitable<T, Error, send_steps, R>;
+
+  template <class Error, class R>
+  send_awaitable<Error, R> make_send(R where, std::stop_token stop, T&& value) const {
+    if (!*this) return send_awaitable<Error, R>(std::move(where), std::move(stop), std::move(value));
+    return this->ref_.visit([&](auto& c) {
+      using flavor = std::remove_reference_t<decltype(c.chan())>;
+      return send_awaitable<Error, R>(std::move(where), std::move(stop),
+                                      std::in_place_type<typename flavor::send_steps>, c.chan(),
+                                      std::move(value));
+    });
+  }
+
   template <sendable U>
   friend auto sync_channel(std::size_t);
   explicit sync_sender(typename base::ref_type ref) noexcept : base(ref) {}

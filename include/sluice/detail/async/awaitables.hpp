@@ -1,0 +1,212 @@
+// sluice/detail/async/awaitables.hpp - what `co_await tx.async_send(v)`,
+// `co_await rx.async_recv()` and `co_await tx.async_closed()` return: an
+// awaitable that drives a flavor's steps with the callback driver
+// (waiting/async_wait.hpp), usable in any C++20 coroutine (no promise
+// cooperation, no await_transform).
+//
+// Invariants:
+// - await_ready() makes one attempt: an operation that can complete at once
+//   never suspends.
+// - await_suspend() registers; it returns false (resume at once) when the
+//   operation finished meanwhile, else the coroutine is resumed exactly once,
+//   by `finish`, after the completing party released every lock: inline
+//   (resume_inline) or through the user's scheduler (resume_on).
+// - The awaitable owns what the steps point at (the message to send, the
+//   result slot), so it is neither copyable nor movable; it lives in the
+//   coroutine frame for the whole co_await expression.
+// - The stop callback, if any, is the last member: destroyed first, it
+//   waits for a cancellation running on another thread before the rest goes.
+#pragma once
+
+#include <sluice/detail/waiting/any_steps.hpp>
+#include <sluice/detail/waiting/async_wait.hpp>
+#include <sluice/detail/waiting/protocol.hpp>
+#include <sluice/detail/waiting/wait_queue.hpp>
+#include <sluice/resume_on.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <expected>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+namespace sluice::detail {
+
+// Steps for an empty (moved-from) handle: finished at once, disconnected.
+class no_channel_steps {
+ public:
+  static bool attempt() noexcept { return true; }
+  static readiness enlist(wait_entry&) noexcept { return readiness::ready; }
+  static readiness recheck() noexcept { return readiness::ready; }
+  static void delist(wait_entry&) noexcept {}
+  static void completed() noexcept {}
+  [[nodiscard]] static bool hands_off() noexcept { return false; }
+  [[nodiscard]] static bool spins() noexcept { return false; }
+  [[nodiscard]] static bool sent() noexcept { return false; }
+};
+
+// The part every awaitable shares: suspension, cancellation, resumption.
+template <class Steps, class Resumption>
+class awaitable_operation : public async_operation<Steps> {
+  using base = async_operation<Steps>;
+
+ public:
+  template <class... Args>
+  explicit awaitable_operation(Resumption resumption, std::stop_token stop, Args&&... args)
+      : base(&finish, std::forward<Args>(args)...), resumption_(std::move(resumption)),
+        stop_(std::move(stop)) {}
+
+  bool await_ready() noexcept { return this->try_now(); }
+
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    node_.handle = h;
+    if (stop_.stop_possible()) {
+      // Connected inside the arming window: a request that comes at once
+      // (or already came) is found by settle().
+      this->begin_arming();
+      on_stop_.emplace(stop_, canceller{this});
+    }
+    return !this->settle();
+  }
+
+ protected:
+  void rethrow_if_failed() const {
+    if (this->error()) std::rethrow_exception(this->error());
+  }
+  [[nodiscard]] bool cancelled() const noexcept {
+    return this->result() == wait_result::cancelled;
+  }
+
+ private:
+  struct canceller {
+    base* op;
+    void operator()() const noexcept { op->cancel(); }
+  };
+
+  static void finish(base& op) noexcept {
+    auto& self = static_cast<awaitable_operation&>(op);
+    if constexpr (std::is_same_v<Resumption, resume_inline>) {
+      inline_resumer::resume(self.node_);
+    } else {
+      self.resumption_.scheduler(self.node_.handle);
+    }
+  }
+
+  [[no_unique_address]] Resumption resumption_;
+  resume_node node_;
+  std::stop_token stop_;
+  std::optional<std::stop_callback<canceller>> on_stop_;  // last: see the invariants
+};
+
+// Holds a value before the operation base that points at it (bases are
+// constructed in order, so the value exists first).
+template <class V>
+struct held {
+  template <class... Args>
+  explicit held(Args&&... args) : value(std::forward<Args>(args)...) {}
+  V value;
+};
+
+// co_await rx.async_recv(...): std::expected<T, E>. E is recv_error (not
+// cancellable) or recv_timeout_error (cancelled reported as such).
+template <class T, class E, class Steps, class Resumption>
+class recv_awaitable : private held<std::expected<T, E>>,
+                       public awaitable_operation<Steps, Resumption> {
+  using result_type = std::expected<T, E>;
+  using holder = held<result_type>;
+  using base = awaitable_operation<Steps, Resumption>;
+
+ public:
+  // `which` names the flavor's steps; they are built from (channel, result
+  // slot, if_empty, if_disconnected).
+  template <class S, class Flavor>
+  recv_awaitable(Resumption resumption, std::stop_token stop, std::in_place_type_t<S> which,
+                 Flavor& chan, E if_disconnected, E if_cancelled)
+      : holder(std::unexpect, if_disconnected),
+        base(std::move(resumption), std::move(stop), which, chan, this->holder::value,
+             if_disconnected, if_disconnected),
+        if_cancelled_(if_cancelled) {}
+
+  // An empty handle: disconnected at once.
+  recv_awaitable(Resumption resumption, std::stop_token stop, E if_disconnected, E if_cancelled)
+      : holder(std::unexpect, if_disconnected),
+        base(std::move(resumption), std::move(stop), std::in_place_type<no_channel_steps>),
+        if_cancelled_(if_cancelled) {}
+
+  result_type await_resume() {
+    this->rethrow_if_failed();
+    if (this->cancelled()) this->holder::value.error() = if_cancelled_;
+    return std::move(this->holder::value);
+  }
+
+ private:
+  E if_cancelled_;
+};
+
+// co_await tx.async_send(v) on a sync_sender: std::expected<void, Error>,
+// Error being send_error<T> (not cancellable) or send_timeout_error<T>.
+template <class T, class Error, class Steps, class Resumption>
+class send_awaitable : private held<T>, public awaitable_operation<Steps, Resumption> {
+  using holder = held<T>;
+  using base = awaitable_operation<Steps, Resumption>;
+
+ public:
+  template <class S, class Flavor>
+  send_awaitable(Resumption resumption, std::stop_token stop, std::in_place_type_t<S> which,
+                 Flavor& chan, T&& value)
+      : holder(std::move(value)),
+        base(std::move(resumption), std::move(stop), which, chan, this->holder::value) {}
+
+  // An empty handle: disconnected at once.
+  send_awaitable(Resumption resumption, std::stop_token stop, T&& value)
+      : holder(std::move(value)),
+        base(std::move(resumption), std::move(stop), std::in_place_type<no_channel_steps>) {}
+
+  std::expected<void, Error> await_resume() {
+    this->rethrow_if_failed();
+    if (!this->cancelled() && this->steps().visit([](auto& s) { return s.sent(); })) return {};
+    if constexpr (std::is_same_v<Error, send_error<T>>) {
+      return std::unexpected(Error{std::move(this->holder::value)});
+    } else {
+      using reason = typename Error::reason_t;
+      return std::unexpected(Error{this->cancelled() ? reason::cancelled : reason::disconnected,
+                                   std::move(this->holder::value)});
+    }
+  }
+};
+
+// co_await tx.async_closed(): completes when the receiving side stopped
+// (the receiver is gone or called close()); with a stop token, returns
+// false if cancelled first, true otherwise.
+template <class Steps, class Resumption, bool Cancellable>
+class closed_awaitable : public awaitable_operation<Steps, Resumption> {
+  using base = awaitable_operation<Steps, Resumption>;
+
+ public:
+  template <class... Args>
+  explicit closed_awaitable(Resumption resumption, std::stop_token stop, Args&&... args)
+      : base(std::move(resumption), std::move(stop), std::forward<Args>(args)...) {}
+
+  auto await_resume() const noexcept {
+    if constexpr (Cancellable) {
+      return !this->cancelled();
+    }
+  }
+};
+
+// co_await tx.async_send(v) on an unbounded sender: never waits.
+template <class R>
+class ready_awaitable {
+ public:
+  explicit ready_awaitable(R&& r) : r_(std::move(r)) {}
+  static bool await_ready() noexcept { return true; }
+  static void await_suspend(std::coroutine_handle<>) noexcept {}
+  R await_resume() { return std::move(r_); }
+
+ private:
+  R r_;
+};
+
+}  // namespace sluice::detail
