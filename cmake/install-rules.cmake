@@ -3,7 +3,7 @@ include(CMakePackageConfigHelpers)
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(TARGETS sluice EXPORT sluiceTargets)
+install(TARGETS sluice sluice_asio EXPORT sluiceTargets)
 
 set(SLUICE_CONFIG_DIR "${CMAKE_INSTALL_DATADIR}/cmake/sluice")
 write_basic_package_version_file(

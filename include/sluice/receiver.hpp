@@ -164,6 +164,15 @@ class receiver
     return make_recv<recv_timeout_error>(std::move(where), std::move(stop));
   }
 
+  /// async_recv(token) - with <sluice/asio.hpp>: the Asio form, completing
+  /// `token` (use_awaitable, deferred, use_future, a callback, as_tuple(...))
+  /// with std::expected<T, recv_timeout_error>; see that header.
+  template <detail::completion_token Token>
+  auto async_recv(Token&& token) {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::recv(
+        *this, std::forward<Token>(token));
+  }
+
   /// Blocking iteration: each step waits for the next message; the range
   /// ends when the channel is empty and disconnected.
   iterator begin() { return iterator(this, true); }

@@ -81,6 +81,13 @@ class sender_handle : public handle<Flavors...> {
   [[nodiscard]] auto async_closed(resume_on_t<S> where, std::stop_token stop) const {
     return make_closed<true>(std::move(where), std::move(stop));
   }
+  /// async_closed(token) - with <sluice/asio.hpp>: the Asio form, completing
+  /// `token` with true (the receiving side stopped) or false (cancelled).
+  template <detail::completion_token Token>
+  auto async_closed(Token&& token) const {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::closed(
+        *this, std::forward<Token>(token));
+  }
 
  protected:
   sender_handle() noexcept = default;
@@ -139,6 +146,13 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
   /// full, so it completes at once, without suspending.
   [[nodiscard]] auto async_send(T value) const {
     return detail::ready_awaitable<std::expected<void, send_error<T>>>(send(std::move(value)));
+  }
+  /// async_send(value, token) - with <sluice/asio.hpp>: the Asio form,
+  /// completing `token` with std::expected<void, send_timeout_error<T>>.
+  template <detail::completion_token Token>
+  auto async_send(T value, Token&& token) const {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::send(
+        *this, std::move(value), std::forward<Token>(token));
   }
 
   friend void swap(sender& a, sender& b) noexcept { a.swap(b); }
@@ -264,6 +278,14 @@ class sync_sender
   template <class S>
   [[nodiscard]] auto async_send(T value, resume_on_t<S> where, std::stop_token stop) const {
     return make_send<send_timeout_error<T>>(std::move(where), std::move(stop), std::move(value));
+  }
+  /// async_send(value, token) - with <sluice/asio.hpp>: the Asio form,
+  /// completing `token` with std::expected<void, send_timeout_error<T>>;
+  /// cancellable through the token's cancellation slot.
+  template <detail::completion_token Token>
+  auto async_send(T value, Token&& token) const {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::send(
+        *this, std::move(value), std::forward<Token>(token));
   }
 
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }

@@ -34,6 +34,17 @@
 
 namespace sluice::detail {
 
+template <class X>
+inline constexpr bool is_resume_on_v = false;
+template <class S>
+inline constexpr bool is_resume_on_v<resume_on_t<S>> = true;
+
+// A completion token (<sluice/asio.hpp>): any last argument of an async
+// operation that is not one of the core's own (a stop token, resume_on).
+template <class Token>
+concept completion_token = !std::is_same_v<std::decay_t<Token>, std::stop_token> &&
+                           !is_resume_on_v<std::decay_t<Token>>;
+
 // Steps for an empty (moved-from) handle: finished at once, disconnected.
 class no_channel_steps {
  public:

@@ -65,7 +65,19 @@ struct handle_access {
   static const void* address(const handle<Flavors...>& h) noexcept {
     return h.ref_.address();
   }
+  // The channel reference, for integrations that drive the waiting
+  // protocol themselves (sluice/asio.hpp).
+  template <class... Flavors>
+  static const flavor_ref<Flavors...>& ref(const handle<Flavors...>& h) noexcept {
+    return h.ref_;
+  }
 };
+
+// Defined by <sluice/asio.hpp>: the completion-token forms of the async
+// operations. A call with a token and without that header names this type
+// in the compiler's error.
+template <class Token>
+struct completion_tokens_need_sluice_asio_hpp;
 
 template <class... Flavors>
 template <class Other>
