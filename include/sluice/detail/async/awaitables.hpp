@@ -101,7 +101,12 @@ class awaitable_operation : public async_operation<Steps> {
     if constexpr (std::is_same_v<Resumption, resume_inline>) {
       inline_resumer::resume(self.node_);
     } else {
-      self.resumption_.scheduler(self.node_.handle);
+      // Out of the awaitable first: the scheduler may resume the coroutine
+      // on another thread, which destroys the awaitable, before the call
+      // below returns.
+      auto scheduler = std::move(self.resumption_.scheduler);
+      const std::coroutine_handle<> handle = self.node_.handle;
+      scheduler(handle);
     }
   }
 
