@@ -110,13 +110,24 @@ class zero_channel {
       outcome_ = outcome::sent;
       return true;
     }
+    // Under one lock: hand the message to a waiting receiver (done), or
+    // register with it in the packet. The move into the packet is user
+    // code: made before taking the lock.
     readiness enlist(wait_entry& e) noexcept {
-      p_.msg.construct(std::move(*msg_));  // user code: outside the lock
+      p_.msg.construct(std::move(*msg_));
       std::unique_lock guard(ch_->lock_);
-      if (ch_->disconnected_ || ch_->receivers_.has_other_than(e.w->owner())) {
+      if (ch_->disconnected_) {
         guard.unlock();
         take_back();
-        return readiness::ready;  // an attempt can finish now
+        outcome_ = outcome::disconnected;
+        return readiness::done;
+      }
+      if (claimed_entry c = ch_->receivers_.claim_first(e.w->owner(), /*handoff=*/true)) {
+        guard.unlock();
+        T value = p_.msg.take();
+        hand_to(c, value);
+        outcome_ = outcome::sent;
+        return readiness::done;
       }
       e.packet = &p_;
       ch_->senders_.push_back(e);
@@ -185,8 +196,9 @@ class zero_channel {
                               E if_disconnected, E if_cancelled) noexcept {
     std::expected<T, E> result(std::unexpect, if_timeout);
     recv_steps<E> st(*this, result, if_timeout, if_disconnected);
-    if (!st.attempt() && !d.has_passed() &&
-        wait_on(st, d, stop) == wait_result::cancelled) {
+    if (d.has_passed()) {
+      st.attempt();  // one try
+    } else if (wait_on(st, d, stop) == wait_result::cancelled) {  // enlist() tries first
       result.error() = if_cancelled;
     }
     return result;
@@ -213,15 +225,23 @@ class zero_channel {
       }
       if (!ch_->disconnected_) return false;
       guard.unlock();
-      disconnected_ = true;
-      std::destroy_at(result_);
-      std::construct_at(result_, std::unexpect, if_disconnected_);
+      set_disconnected();
       return true;
     }
+    // Under one lock: take a waiting sender's message (done), or register
+    // with an empty packet.
     readiness enlist(wait_entry& e) noexcept {
-      std::lock_guard guard(ch_->lock_);
-      if (ch_->disconnected_ || ch_->senders_.has_other_than(e.w->owner())) {
-        return readiness::ready;
+      std::unique_lock guard(ch_->lock_);
+      if (claimed_entry c = ch_->senders_.claim_first(e.w->owner(), /*handoff=*/true)) {
+        guard.unlock();
+        set(static_cast<packet*>(c.packet)->msg.take());
+        c.wake();  // the hand-off is complete: the sender may leave
+        return readiness::done;
+      }
+      if (ch_->disconnected_) {
+        guard.unlock();
+        set_disconnected();
+        return readiness::done;
       }
       e.packet = &p_;
       ch_->receivers_.push_back(e);
@@ -239,6 +259,11 @@ class zero_channel {
     [[nodiscard]] bool disconnected() const noexcept { return disconnected_; }
 
    private:
+    void set_disconnected() noexcept {
+      disconnected_ = true;
+      std::destroy_at(result_);
+      std::construct_at(result_, std::unexpect, if_disconnected_);
+    }
     void set(T&& value) noexcept {
       std::destroy_at(result_);
       std::construct_at(result_, std::in_place, std::move(value));

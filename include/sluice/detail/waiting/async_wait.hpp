@@ -52,8 +52,11 @@ class async_operation : public waiter {
   async_operation(const async_operation&) = delete;
   async_operation& operator=(const async_operation&) = delete;
 
-  // One attempt, without registering (an awaitable's await_ready).
-  bool try_now() noexcept { return attempt(); }
+  // One attempt, without registering (an awaitable's await_ready). Steps
+  // that do not spin attempt in enlist(), under the lock they register
+  // with: for them this is left to settle(), which then finishes without
+  // suspending if it can.
+  bool try_now() noexcept { return steps_.spins() && attempt(); }
 
   // Opens the arming window early, so that a cancellation source can be
   // connected before settle() (a claim it makes meanwhile is found there).
@@ -76,6 +79,10 @@ class async_operation : public waiter {
         return conclude(wait_result::cancelled);
       }
       readiness r = steps_.enlist(entry_);
+      if (r == readiness::done) {
+        try_claim(sel_aborted);  // ends the arming window; a late cancel finds it final
+        return conclude(wait_result::done);
+      }
       if (r == readiness::poll) {
         heavy_fence();
         r = steps_.recheck();

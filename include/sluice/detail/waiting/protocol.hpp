@@ -13,7 +13,11 @@
 //                                    the outcome: a message, "sent",
 //                                    "disconnected")
 //   readiness enlist(wait_entry& e)  register `e` (the steps point its packet
-//                                    at their own), then re-check the channel
+//                                    at their own), then re-check the channel;
+//                                    steps that do not spin (rendezvous) try
+//                                    under the same lock first, and may
+//                                    finish the operation there (`done`, not
+//                                    registered)
 //   readiness recheck()              re-check only (after a heavy fence)
 //   void delist(wait_entry& e)       unregister `e`; a no-op if a claimer
 //                                    already unlinked it; gives a lent
@@ -51,6 +55,7 @@ enum class recv_status {
 
 // What a registered waiter's re-check found.
 enum class readiness {
+  done,   // enlist() finished the operation itself (and did not register)
   ready,  // an attempt can finish now: do not wait
   wait,   // the other side claims the waiter after its next progress
   poll,   // a peer is part-way through an operation: heavy fence, re-check

@@ -5,8 +5,10 @@
 // - The only unbounded waits are parked ones; spinning and yielding are
 //   bounded by the backoff policy and the deadline.
 // - A stop request claims the waiter with sel_cancelled and wakes it; the
-//   driver checks the token before every wait, so a request that finds the
-//   waiter between two waits is seen too. A claim that completed the
+//   driver checks the token after every registration (after the waiter's
+//   reset), so a request that finds the waiter between two waits is seen
+//   too. An operation that can finish without waiting finishes even if stop
+//   was requested before it started. A claim that completed the
 //   operation (a rendezvous hand-off) wins over a stop request: the
 //   operation happened.
 // - Every wait ends with the entry unlinked: by its claimer, or by delist().
@@ -36,26 +38,27 @@ struct cancel_thread_wait {
 };
 
 // Drives `st` on the calling thread until it finishes, `d` passes or `stop`
-// is requested. Kept out of line so that the callers' fast paths stay small.
+// is requested. Precondition: the caller's own first attempt failed (steps
+// that spin), or was not made (steps that do not: their enlist() attempts
+// under its lock). Kept out of line so that the callers' fast paths stay
+// small.
 template <class Steps>
 [[gnu::noinline]] wait_result wait_on(Steps& st, const deadline& d,
                                       const std::stop_token& stop = {}) {
-  backoff bo;
   if (st.spins()) {
+    backoff bo;
     for (;;) {
-      if (st.attempt()) {
-        bo.wait_ended_unparked();
-        return wait_result::done;
-      }
       if (bo.is_completed()) break;
       if (bo.is_spin_completed()) {
         if (stop.stop_requested()) return wait_result::cancelled;
         if (d.has_passed()) return wait_result::timeout;
       }
       bo.snooze();
+      if (st.attempt()) {
+        bo.wait_ended_unparked();
+        return wait_result::done;
+      }
     }
-  } else if (st.attempt()) {
-    return wait_result::done;
   }
 
   waiter w;
@@ -63,15 +66,21 @@ template <class Steps>
   std::optional<std::stop_callback<cancel_thread_wait>> on_stop;
   if (stop.stop_possible()) on_stop.emplace(stop, cancel_thread_wait{&w});
   for (;;) {
-    if (stop.stop_requested()) return wait_result::cancelled;
     if (d.has_passed()) return wait_result::timeout;
     w.reset();
     readiness r = st.enlist(entry);
+    if (r == readiness::done) return wait_result::done;
     if (r == readiness::poll) {
       heavy_fence();
       r = st.recheck();
     }
-    if (r == readiness::ready) w.try_claim(sel_aborted);  // do not sleep
+    if (r == readiness::ready) {
+      w.try_claim(sel_aborted);  // do not sleep
+    } else if (stop.stop_requested()) {
+      // A request whose callback ran before reset() claimed nothing: the
+      // stop state is set before callbacks run, so it is seen here.
+      w.try_claim(sel_cancelled);
+    }
     const selection s = w.wait_until(d, /*patient=*/!st.spins());
     if (s == entry.op && st.hands_off()) {
       st.completed();

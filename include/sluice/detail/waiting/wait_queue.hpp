@@ -59,15 +59,6 @@ class waiter_list {
     return n;
   }
 
-  // Whether an entry of another owner than `self` is linked (one that
-  // claim_first(self) might take).
-  [[nodiscard]] bool has_other_than(const void* self) const noexcept {
-    for (const wait_entry* e = head_; e != nullptr; e = e->next) {
-      if (e->w->owner() != self) return true;
-    }
-    return false;
-  }
-
   void push_back(wait_entry& e) noexcept {
     e.prev = tail_;
     e.next = nullptr;
