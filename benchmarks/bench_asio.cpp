@@ -64,33 +64,6 @@ double asio_mpsc(const bench::config& c, bench::flavor f, std::size_t producers)
   return ns;
 }
 
-// mixed: producers are OS threads, the consumer a coroutine on the io_context.
-// A concurrent_channel has no blocking send; a thread waits for its
-// async_send through asio::use_future (one std::future per message), Asio's
-// way for a thread outside the io_context to wait for an operation.
-double asio_mixed(const bench::config& c, bench::flavor f, std::size_t producers) {
-  const std::size_t n = bench::count_for(c, f) / producers * producers;
-  const std::size_t per = n / producers;
-  double ns = 0;
-  std::vector<std::jthread> threads;  // joined after the io_context stopped
-  run_on_pool([&](asio::io_context& ctx) -> asio::awaitable<void> {
-    const auto t0 = bench::clk::now();  // creation and thread start are timed too
-    channel<std::size_t> ch(ctx, capacity_of(f, c));
-    for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([&ch, per] {
-        for (std::size_t i = 0; i < per; ++i) {
-          ch.async_send(asio::error_code{}, i, asio::use_future).get();
-        }
-      });
-    }
-    std::size_t sum = 0;
-    for (std::size_t i = 0; i < n; ++i) sum += co_await ch.async_receive(asio::use_awaitable);
-    ns = bench::ns_since(t0) / static_cast<double>(n);
-    if (sum != producers * (per * (per - 1) / 2)) bench::check_failed("asio", "mixed received a wrong sum");
-  });
-  return ns;
-}
-
 std::vector<double> ping_pong(const bench::config& c, bench::flavor f) {
   const std::size_t n = c.latency_round_trips;
   std::vector<double> rtt(n);
@@ -161,10 +134,6 @@ void run_all(const bench::config& c, bool pinned_only) {
     bench::repeat(c, peer, "mpsc", bench::flavor_name(f), "ns/msg", [&] { return asio_mpsc(c, f, 4); });
   }
   ping_pong_rows(c, "pingpong");
-  for (flavor f : {flavor::bounded0, flavor::bounded1, flavor::boundedN}) {
-    bench::repeat(c, peer, "mixed_spsc", bench::flavor_name(f), "ns/msg", [&] { return asio_mixed(c, f, 1); });
-    bench::repeat(c, peer, "mixed_mpsc", bench::flavor_name(f), "ns/msg", [&] { return asio_mixed(c, f, 4); });
-  }
   for (std::size_t p : {1u, 4u, 16u, 64u}) {
     const std::string row = "mpsc_x" + std::to_string(p);
     bench::repeat(c, peer, row.c_str(), "boundedN", "ns/msg", [&] { return asio_mpsc(c, flavor::boundedN, p); });

@@ -12,8 +12,8 @@
 // as_tuple(...)): the operations are asio::async_initiate'd with one
 // signature each, void(R) with R the result above.
 //
-// Where the handler runs: always through asio::post on the handler's
-// associated executor (for use_awaitable, the coroutine's executor; for a
+// Where the handler runs: always queued on the handler's associated
+// executor (as a continuation: see post_continuation) (for use_awaitable, the coroutine's executor; for a
 // plain callback with none bound, asio::system_executor: bind one with
 // asio::bind_executor). Never inline in the initiating call, never on the
 // thread that completed the operation, never under a channel lock. The
@@ -43,7 +43,10 @@
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/execution.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/require.hpp>
 #include <asio/system_executor.hpp>
 
 #include <expected>
@@ -52,6 +55,24 @@
 #include <utility>
 
 namespace sluice::detail {
+
+// Queues `f` on `ex`, never running it inline, as a continuation: when the
+// calling thread runs that executor's handlers (a coroutine on an
+// io_context completing another coroutine's operation), `f` runs on this
+// thread right after the current handler, as Go runs a goroutine it just
+// woke (runnext), instead of waking another thread; elsewhere (a plain
+// thread completing the operation) it is queued like any post.
+template <class Executor, class F>
+void post_continuation(const Executor& ex, F&& f) {
+  if constexpr (asio::execution::is_executor<Executor>::value) {
+    asio::execution::execute(
+        asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                     asio::execution::relationship.continuation),
+        std::forward<F>(f));
+  } else {
+    asio::post(ex, std::forward<F>(f));
+  }
+}
 
 // An operation started from a completion token. It owns itself from start()
 // until its completion, posted to the handler's executor, deletes it.
@@ -111,7 +132,7 @@ class asio_operation : private held<typename Kind::state>,
     // The completion runs on the handler's executor: it disconnects the
     // slot there (where emits come from), then frees the operation and
     // calls the handler.
-    asio::post(work_.get_executor(), [this] { complete(); });
+    post_continuation(work_.get_executor(), [this] { complete(); });
   }
 
   void complete() {
@@ -183,7 +204,7 @@ struct stateless_no_channel_steps : no_channel_steps {
 template <class Handler, class R>
 void post_result(Handler&& handler, R&& result) {
   auto ex = asio::get_associated_executor(handler, asio::system_executor());
-  asio::post(ex, [h = std::move(handler), r = std::forward<R>(result)]() mutable {
+  post_continuation(ex, [h = std::move(handler), r = std::forward<R>(result)]() mutable {
     std::move(h)(std::move(r));
   });
 }
