@@ -27,9 +27,11 @@
 // slot's emit must not run concurrently with the operation's completion
 // handler (emit from the handler's executor, or a strand of it).
 //
-// Lifetime: a pending receive needs its receiver alive (as an Asio I/O
-// object must outlive its operations); a send or closed wait holds its own
-// copy of the sender, so it may outlive the handle it was started from.
+// Lifetime: as an Asio I/O object must outlive its operations, the handle an
+// operation was started from must stay alive until it completes (a deferred
+// operation: until it is launched and completes). Holding a copy of the
+// sender instead would cost two atomic operations on the channel's shared
+// count per send.
 //
 // Invariants: the core headers never include Asio; this header only adds
 // the token forms, on the same channels and the same waiting protocol
@@ -87,10 +89,8 @@ class asio_operation : private held<typename Kind::state>,
   // `state` initialises what the steps point at (the message, the result
   // slot); the steps are built from `steps_args` plus that state.
   template <class State, class StepsTag, class... Args>
-  static void start(Handler&& handler, typename Kind::keep keep, State&& state, StepsTag which,
-                    Args&&... steps_args) {
-    auto* self = new asio_operation(std::move(handler), std::move(keep),
-                                    std::forward<State>(state), which,
+  static void start(Handler&& handler, State&& state, StepsTag which, Args&&... steps_args) {
+    auto* self = new asio_operation(std::move(handler), std::forward<State>(state), which,
                                     std::forward<Args>(steps_args)...);
     if (self->try_now()) {
       self->post_completion();
@@ -108,13 +108,11 @@ class asio_operation : private held<typename Kind::state>,
 
  private:
   template <class State, class StepsTag, class... Args>
-  asio_operation(Handler&& handler, typename Kind::keep keep, State&& state, StepsTag which,
-                 Args&&... steps_args)
+  asio_operation(Handler&& handler, State&& state, StepsTag which, Args&&... steps_args)
       : holder(std::forward<State>(state)),
         op_base(&finish, which, std::forward<Args>(steps_args)..., this->holder::value),
         handler_(std::move(handler)),
-        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))),
-        keep_(std::move(keep)) {}
+        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))) {}
 
   struct canceller {
     op_base* op;
@@ -149,7 +147,6 @@ class asio_operation : private held<typename Kind::state>,
 
   Handler handler_;
   asio::executor_work_guard<executor_type> work_;
-  [[no_unique_address]] typename Kind::keep keep_;
 };
 
 // What each kind of operation holds and yields.
@@ -157,18 +154,16 @@ template <class T, class Steps>
 struct asio_recv_kind {
   using state = std::expected<T, recv_timeout_error>;
   using steps = Steps;
-  struct keep {};  // the receiver must outlive the operation
   static state make(state& s, const async_operation<Steps>& op) {
     if (op.result() == wait_result::cancelled) s.error() = recv_timeout_error::cancelled;
     return std::move(s);
   }
 };
 
-template <class T, class Steps, class Sender>
+template <class T, class Steps>
 struct asio_send_kind {
   using state = T;
   using steps = Steps;
-  using keep = Sender;  // a copy: the channel stays alive while the send waits
   static std::expected<void, send_timeout_error<T>> make(T& value, async_operation<Steps>& op) {
     using reason = typename send_timeout_error<T>::reason_t;
     const bool cancelled = op.result() == wait_result::cancelled;
@@ -178,11 +173,10 @@ struct asio_send_kind {
   }
 };
 
-template <class Steps, class Sender>
+template <class Steps>
 struct asio_closed_kind {
   struct state {};
   using steps = Steps;
-  using keep = Sender;
   static bool make(state&, const async_operation<Steps>& op) {
     return op.result() != wait_result::cancelled;
   }
@@ -224,15 +218,15 @@ struct completion_tokens_need_sluice_asio_hpp {
   static auto send(const Sender& tx, T&& value, Tok&& token) {
     using result = std::expected<void, send_timeout_error<T>>;
     return asio::async_initiate<Tok, void(result)>(
-        [](auto handler, Sender s, T v) { start_send(std::move(handler), std::move(s), std::move(v)); },
-        token, tx, std::move(value));
+        [](auto handler, const Sender* s, T v) { start_send(std::move(handler), *s, std::move(v)); },
+        token, &tx, std::move(value));
   }
 
   // async_closed(token) on either sender
   template <class Sender, class Tok>
   static auto closed(const Sender& tx, Tok&& token) {
     return asio::async_initiate<Tok, void(bool)>(
-        [](auto handler, Sender s) { start_closed(std::move(handler), std::move(s)); }, token, tx);
+        [](auto handler, const Sender* s) { start_closed(std::move(handler), *s); }, token, &tx);
   }
 
  private:
@@ -266,14 +260,14 @@ struct completion_tokens_need_sluice_asio_hpp {
     using state = std::expected<T, recv_timeout_error>;
     const auto& ref = handle_access::ref(rx);
     if (ref.empty()) {
-      op::start(std::move(handler), {}, state(std::unexpect, recv_timeout_error::disconnected),
+      op::start(std::move(handler), state(std::unexpect, recv_timeout_error::disconnected),
                 std::in_place_type<recv_no_channel>);
       return;
     }
     ref.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
       using steps = recv_adapter<typename flavor::template recv_steps<recv_timeout_error>>;
-      op::start(std::move(handler), {}, state(std::unexpect, recv_timeout_error::disconnected),
+      op::start(std::move(handler), state(std::unexpect, recv_timeout_error::disconnected),
                 std::in_place_type<steps>, c.chan());
     });
   }
@@ -281,7 +275,7 @@ struct completion_tokens_need_sluice_asio_hpp {
   // The send steps take (channel, message); the operation passes its state
   // (the message) last, which is the same shape.
   template <class Handler, class T>
-  static void start_send(Handler&& handler, sender<T> tx, T value) {
+  static void start_send(Handler&& handler, const sender<T>& tx, T value) {
     post_result(std::move(handler), [&]() -> std::expected<void, send_timeout_error<T>> {
       auto r = tx.send(std::move(value));
       if (r) return {};
@@ -291,48 +285,45 @@ struct completion_tokens_need_sluice_asio_hpp {
   }
 
   template <class Handler, class T>
-  static void start_send(Handler&& handler, sync_sender<T> tx, T value) {
+  static void start_send(Handler&& handler, const sync_sender<T>& tx, T value) {
     struct send_no_channel : no_channel_steps {
       explicit send_no_channel(T&) noexcept {}
     };
     using flavor_steps = any_steps<typename array_channel<T>::send_steps,
                                    typename zero_channel<T>::send_steps, send_no_channel>;
-    using op = asio_operation<asio_send_kind<T, flavor_steps, sync_sender<T>>, std::decay_t<Handler>>;
+    using op = asio_operation<asio_send_kind<T, flavor_steps>, std::decay_t<Handler>>;
     const auto& ref = handle_access::ref(tx);
     if (ref.empty()) {
-      op::start(std::move(handler), std::move(tx), std::move(value),
-                std::in_place_type<send_no_channel>);
+      op::start(std::move(handler), std::move(value), std::in_place_type<send_no_channel>);
       return;
     }
     ref.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
-      op::start(std::move(handler), std::move(tx), std::move(value),
+      op::start(std::move(handler), std::move(value),
                 std::in_place_type<typename flavor::send_steps>, c.chan());
     });
   }
 
   template <class Handler, class Sender>
-  static void start_closed(Handler&& handler, Sender tx) {
-    const auto& ref = handle_access::ref(tx);
+  static void start_closed(Handler&& handler, const Sender& tx) {
     // The flavors this sender kind may hold, read off its reference type.
-    start_closed_on(std::move(handler), std::move(tx), ref);
+    start_closed_on(std::move(handler), handle_access::ref(tx));
   }
 
-  template <class Handler, class Sender, class... Flavors>
-  static void start_closed_on(Handler&& handler, Sender tx, const flavor_ref<Flavors...>& ref) {
+  template <class Handler, class... Flavors>
+  static void start_closed_on(Handler&& handler, const flavor_ref<Flavors...>& ref) {
     using flavor_steps = any_steps<stateless_steps<typename Flavors::closed_steps>...,
                                    stateless_no_channel_steps>;
-    using kind = asio_closed_kind<flavor_steps, Sender>;
+    using kind = asio_closed_kind<flavor_steps>;
     using op = asio_operation<kind, std::decay_t<Handler>>;
     if (ref.empty()) {
-      op::start(std::move(handler), std::move(tx), typename kind::state{},
+      op::start(std::move(handler), typename kind::state{},
                 std::in_place_type<stateless_no_channel_steps>);
       return;
     }
-    const flavor_ref<Flavors...> copy = ref;  // tx moves into the operation below
-    copy.visit([&](auto& c) {
+    ref.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
-      op::start(std::move(handler), std::move(tx), typename kind::state{},
+      op::start(std::move(handler), typename kind::state{},
                 std::in_place_type<stateless_steps<typename flavor::closed_steps>>, c.chan());
     });
   }

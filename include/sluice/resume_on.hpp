@@ -7,7 +7,9 @@
 // thread is itself resuming a coroutine this way, so stacks stay bounded.
 // resume_on(s) hands the coroutine to `s` instead: s(handle) must arrange
 // for handle.resume() to run later, on a thread of the scheduler's choosing
-// (an Asio executor: `[ex](std::coroutine_handle<> h) { asio::post(ex, h); }`;
+// (an Asio executor: `[ex](std::coroutine_handle<> h) { asio::defer(ex, h); }`,
+// defer rather than post so that it runs next on the same thread when that
+// thread runs the executor;
 // a thread pool's submit).
 //
 // Invariant: a coroutine is resumed exactly once per suspension, and never

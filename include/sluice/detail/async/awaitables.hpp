@@ -171,13 +171,13 @@ class send_awaitable : private held<T>, public awaitable_operation<Steps, Resump
  public:
   template <class S, class Flavor>
   send_awaitable(Resumption resumption, std::stop_token stop, std::in_place_type_t<S> which,
-                 Flavor& chan, T&& value)
-      : holder(std::move(value)),
+                 Flavor& chan, T&& msg)
+      : holder(std::move(msg)),
         base(std::move(resumption), std::move(stop), which, chan, this->holder::value) {}
 
   // An empty handle: disconnected at once.
-  send_awaitable(Resumption resumption, std::stop_token stop, T&& value)
-      : holder(std::move(value)),
+  send_awaitable(Resumption resumption, std::stop_token stop, T&& msg)
+      : holder(std::move(msg)),
         base(std::move(resumption), std::move(stop), std::in_place_type<no_channel_steps>) {}
 
   std::expected<void, Error> await_resume() {
