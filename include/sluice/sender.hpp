@@ -147,6 +147,23 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
   [[nodiscard]] auto async_send(T value) const {
     return detail::ready_awaitable<std::expected<void, send_error<T>>>(send(std::move(value)));
   }
+  /// async_send(value, stop), async_send(value, resume_on(s)) and
+  /// async_send(value, resume_on(s), stop): the forms sync_sender has, so
+  /// that generic code can use either sender. They never wait, so the stop
+  /// token and the scheduler are never used; the stop forms report through
+  /// send_timeout_error<T>, as sync_sender's do.
+  [[nodiscard]] auto async_send(T value, std::stop_token) const {
+    return detail::ready_awaitable<std::expected<void, send_timeout_error<T>>>(
+        send_or_timeout_error(std::move(value)));
+  }
+  template <class S>
+  [[nodiscard]] auto async_send(T value, resume_on_t<S>) const {
+    return async_send(std::move(value));
+  }
+  template <class S>
+  [[nodiscard]] auto async_send(T value, resume_on_t<S>, std::stop_token stop) const {
+    return async_send(std::move(value), std::move(stop));
+  }
   /// async_send(value, token) - with <sluice/asio.hpp>: the Asio form,
   /// completing `token` with std::expected<void, send_timeout_error<T>>.
   template <detail::completion_token Token>
@@ -161,6 +178,13 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
   template <sendable U>
   friend auto channel();
   explicit sender(typename base::ref_type ref) noexcept : base(ref) {}
+
+  std::expected<void, send_timeout_error<T>> send_or_timeout_error(T&& value) const {
+    auto r = send(std::move(value));
+    if (r) return {};
+    return std::unexpected(send_timeout_error<T>{send_timeout_error<T>::reason_t::disconnected,
+                                                 std::move(r.error().value)});
+  }
 };
 
 /// The sending half of a bounded or rendezvous channel (see sync_channel()).
