@@ -2,8 +2,11 @@
 """Aggregates raw benchmark runs into the results table, JSON and chart script.
 
 usage: report.py RAW_CSV OUT_DIR MODE
-Medians over runs per (row, flavor, peer); each peer's ratio is peer / sluice
-(> 1 means sluice is faster or smaller). Standard library only.
+Medians over runs per (row, flavor, peer). Each peer's ratio is to its own
+kind of sluice: OS-thread peers / sluice, coroutine peers (sluice-coro-core,
+go, asio) / sluice-coro on time rows; memory rows / sluice (the coroutine
+peers of sluice use the same channels). > 1 means sluice is faster or
+smaller. Standard library only.
 """
 import csv
 import json
@@ -15,12 +18,21 @@ import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 
-PEERS = ["sluice", "rust-std", "go", "moodycamel", "asio", "mutex+cv"]
+PEERS = ["sluice", "sluice-coro", "sluice-coro-core", "go", "asio", "rust-std", "moodycamel",
+         "mutex+cv"]
+# Coroutine peers: their time rows are compared with sluice-coro (sluice
+# awaited from coroutines on the same kind of scheduler), not with sluice's
+# OS threads.
+CORO_BASE = "sluice-coro"
+CORO_PEERS = {"sluice-coro-core", "go", "asio"}
+SLUICE_PEERS = {"sluice", "sluice-coro", "sluice-coro-core"}  # no select yet: "pending"
+# The program whose failure empties a peer's cells (run.sh's labels).
+PROGRAM = {"mutex+cv": "mutex", "sluice-coro-core": "sluice-coro"}
 FLAVORS = ["unbounded", "bounded0", "bounded1", "boundedN", "bounded1024"]
 ROWS = (["seq", "spsc", "mpsc", "select_rx", "select_both",
          "pingpong_p50", "pingpong_p99", "pingpong_pinned_p50", "pingpong_pinned_p99",
          "mpsc_x1", "mpsc_x4", "mpsc_x16", "mpsc_x64",
-         "payload_8B", "payload_64B", "payload_1KiB",
+         "payload_8B", "payload_64B", "payload_1KiB", "mixed_spsc", "mixed_mpsc",
          "mem_empty", "mem_idle_x100k", "mem_burst_peak", "mem_burst_after_drain"])
 
 # Why a peer has no number in a row it cannot express.
@@ -32,11 +44,17 @@ WHY = {
     "moodycamel-select": "moodycamel's queue has no select",
     "mutex-select": "the mutex+cv baseline has no select",
     "asio-select": "Asio channels have no select: racing receives in a parallel_group cancels the losers, which is not a select and is not measured",
+    "coro-memory": "memory is a property of the channel: the coroutine forms use the sluice column's channels, so the sluice numbers apply",
+    "mixed-sluice": "the mixed rows (OS-thread producers, coroutine consumer) are sluice's coroutine forms: see sluice-coro and sluice-coro-core",
+    "mixed-threads": "no asynchronous receive: a coroutine consumer cannot wait on it (the mixed rows need one)",
+    "mixed-go": "a goroutine is Go's only kind of producer: there are no OS-thread producers to mix",
+    "mixed-asio": "concurrent_channel has no blocking send: a thread can wait for async_send only through asio::use_future, whose completion runs on Asio's system thread pool and sets a std::future per message (40-80 µs per message in a 2-core trial): not measured",
 }
 SELECT = {"select_rx", "select_both"}
 # One color per peer in every chart panel.
-COLORS = {"sluice": "#7b2fbf", "rust-std": "#e07b00", "go": "#29a8d9", "moodycamel": "#7f7f7f",
-          "asio": "#d4b400", "mutex+cv": "#2b6f2b"}
+COLORS = {"sluice": "#7b2fbf", "sluice-coro": "#b36ae2", "sluice-coro-core": "#dcb6f2",
+          "rust-std": "#e07b00", "go": "#29a8d9", "moodycamel": "#7f7f7f", "asio": "#d4b400",
+          "mutex+cv": "#2b6f2b"}
 
 
 def sh(cmd):
@@ -89,13 +107,24 @@ def na_reason(peer, row, flavor, failures):
                "mutex+cv": "mutex-select", "asio": "asio-select"}.get(peer)
         if key:
             return WHY[key]
+    if peer in ("sluice-coro", "sluice-coro-core") and row.startswith("mem_"):
+        return WHY["coro-memory"]
+    if row.startswith("mixed_"):
+        key = {"sluice": "mixed-sluice", "rust-std": "mixed-threads", "mutex+cv": "mixed-threads",
+               "go": "mixed-go"}.get(peer)
+        if peer == "moodycamel" and flavor == "unbounded":
+            key = "mixed-threads"
+        if peer == "asio" and flavor != "unbounded":
+            key = "mixed-asio"
+        if key:
+            return WHY[key]
     if peer == "moodycamel" and flavor != "unbounded":
         return WHY["moodycamel-bounded"]
     if peer == "asio" and (flavor == "unbounded" or row.startswith("mem_burst")):
         return WHY["asio-unbounded"]
     if peer == "go" and (flavor == "unbounded" or row.startswith("mem_burst")):
         return WHY["go-unbounded"]
-    failed = [f for f in failures if f.split(" ", 1)[0].rstrip(":") == peer.replace("mutex+cv", "mutex")]
+    failed = [f for f in failures if f.split(" ", 1)[0].rstrip(":") == PROGRAM.get(peer, peer)]
     if failed:
         return "failed in this run: " + "; ".join(failed)
     return "not measured in this run (peer missing)"
@@ -135,13 +164,15 @@ def main():
                 continue
             unit = units.get((row, fl), "ns/msg")
             base = med.get((row, fl, "sluice"))
+            coro_base = med.get((row, fl, CORO_BASE))
+            memory = unit.startswith("bytes")
             cells = []
             entry = {"row": row, "flavor": fl, "unit": unit, "median": {}, "ratio_to_sluice": {},
-                     "n/a": {}}
+                     "ratio_to_sluice_coro": {}, "n/a": {}}
             for p in peers:
                 v = med.get((row, fl, p))
                 if v is None:
-                    if p == "sluice" and row in SELECT:
+                    if p in SLUICE_PEERS and row in SELECT:
                         cells.append("pending")  # sluice has no select yet
                         entry["median"][p] = "pending"
                         continue
@@ -151,19 +182,29 @@ def main():
                     entry["n/a"][p] = reason
                     continue
                 entry["median"][p] = v
-                if p == "sluice" or base is None or base == 0:
-                    cells.append(fmt(v, unit))
+                if p != "sluice" and base:
+                    entry["ratio_to_sluice"][p] = v / base
+                if p in CORO_PEERS and coro_base:
+                    entry["ratio_to_sluice_coro"][p] = v / coro_base
+                # The cell's ratio: coroutine peers to sluice-coro on time
+                # rows (none if it has no number there), everyone else, and
+                # every memory row, to sluice.
+                if p in CORO_PEERS and not memory:
+                    ratio = entry["ratio_to_sluice_coro"].get(p)
+                elif p == CORO_BASE:
+                    ratio = None
                 else:
-                    ratio = v / base
-                    entry["ratio_to_sluice"][p] = ratio
-                    cells.append(f"{fmt(v, unit)} ({ratio:.2f}x)")
+                    ratio = entry["ratio_to_sluice"].get(p)
+                cells.append(fmt(v, unit) if ratio is None else f"{fmt(v, unit)} ({ratio:.2f}x)")
             table.append(entry)
             lines.append(f"| {row} | {fl} | " + " | ".join(cells) + " |")
 
     m = machine()
     md = [f"Benchmark ({mode.lstrip('-')}): {COUNTS[mode]}. Median of the runs; time per message "
-          "(ping-pong: per round trip; memory rows: bytes). In parentheses: peer / sluice, "
-          "> 1 means sluice is faster (or smaller).",
+          "(ping-pong: per round trip; memory rows: bytes). In parentheses: OS-thread peers "
+          "(rust-std, moodycamel, mutex+cv) / sluice; coroutine peers (sluice-coro-core, go, asio) "
+          "/ sluice-coro; memory rows / sluice. > 1 means sluice (or sluice-coro) is faster "
+          "(or smaller).",
           f"Machine: {m['cores']} cores, {m['cpu']}; {m['cxx']}; {m['rustc']}; {m['go']}; "
           f"Asio {m['asio'] or '?'}; concurrentqueue {m['concurrentqueue'] or '?'}; "
           f"commit {m['commit']}; {m['date']}.", ""]
@@ -172,10 +213,12 @@ def main():
     md.append("bounded0 = rendezvous, bounded1 = capacity 1, boundedN = capacity equal to the "
               "message count (crossbeam's suite), bounded1024 = capacity 1024. Go runs goroutines "
               "and Asio runs C++20 coroutines on a 2-thread io_context (their natural use; both are "
-              "user-space schedulers, so their hand-offs avoid the kernel); sluice, Rust std, "
-              "moodycamel and the mutex baseline run OS threads. Ping-pong p50/p99: round-trip "
-              "percentiles within a run, median over runs. select rows: pending until sluice has "
-              "select.")
+              "user-space schedulers, so their hand-offs avoid the kernel), as do sluice-coro "
+              "(asio::awaitable, use_awaitable tokens) and sluice-coro-core (the core awaitables, "
+              "resume_on posting to the io_context); sluice, Rust std, moodycamel and the mutex "
+              "baseline run OS threads. mixed rows: OS-thread producers (blocking send), one "
+              "coroutine consumer on the io_context. Ping-pong p50/p99: round-trip percentiles "
+              "within a run, median over runs. select rows: pending until sluice has select.")
     for reason, n in sorted(notes.items(), key=lambda kv: kv[1]):
         md.append(f"[{n}] {reason}")
     md_text = "\n".join(md) + "\n"

@@ -61,9 +61,21 @@ run() {  # run <label> <command...>: appends its CSV lines to raw.csv
   fi
 }
 for p in "${cpp_peers[@]}"; do run "$p" "$bin/bench_$p" $flag; done
-# Asio and Go schedule coroutines/goroutines on their own thread pools: their
-# pinned ping-pong rows run the whole process on CPU 0.
+# sluice's coroutine forms (peers sluice-coro and sluice-coro-core, one
+# program), built only when Asio is installed.
+have_coro=0
+if [ -x "$bin/bench_sluice_async" ]; then
+  have_coro=1
+  run sluice-coro "$bin/bench_sluice_async" $flag
+else
+  echo "no sluice-coro benchmark (Asio missing)" >&2
+fi
+# Asio, sluice's coroutines and Go schedule coroutines/goroutines on their own
+# thread pools: their pinned ping-pong rows run the whole process on CPU 0.
 if [ -x "$bin/bench_asio" ]; then run "asio (pinned to CPU 0)" taskset -c 0 "$bin/bench_asio" $flag --pinned; fi
+if [ $have_coro = 1 ]; then
+  run "sluice-coro (pinned to CPU 0)" taskset -c 0 "$bin/bench_sluice_async" $flag --pinned
+fi
 if [ $have_rust = 1 ]; then run rust-std "$out/bench_rust" $flag; fi
 if [ $have_go = 1 ]; then
   run go "$out/bench_go" $flag
