@@ -12,20 +12,28 @@
 // as_tuple(...)): the operations are asio::async_initiate'd with one
 // signature each, void(R) with R the result above.
 //
-// Where the handler runs: always queued on the handler's associated
-// executor (as a continuation: see post_continuation) (for use_awaitable, the coroutine's executor; for a
-// plain callback with none bound, asio::system_executor: bind one with
-// asio::bind_executor). Never inline in the initiating call, never on the
-// thread that completed the operation, never under a channel lock. The
-// executor's work is kept outstanding while the operation is pending.
+// Where the handler runs: always posted to the handler's associated
+// executor (for use_awaitable, the coroutine's executor; for a plain callback
+// with none bound, asio::system_executor: bind one with asio::bind_executor).
+// Never inline in the initiating call, never on the thread that completed
+// the operation, never under a channel lock. The executor's work is kept
+// outstanding while the operation is pending.
 //
-// Cancellation: through the handler's associated cancellation slot (any
-// cancellation type). A cancelled receive takes nothing: the message stays
-// queued, so `rx.async_recv(use_awaitable) || timer.async_wait(...)` is a
-// timeout that loses no message. A cancelled send completes with reason
-// cancelled and hands the value back. As with Asio's own operations, the
-// slot's emit must not run concurrently with the operation's completion
-// handler (emit from the handler's executor, or a strand of it).
+// How cancellation loses nothing: a claim on a pending operation (a sender
+// delivered, a receiver made room) does not take or send anything on the
+// claimer's thread; it posts the operation's next step to the handler's
+// executor, which checks for a cancellation first, then attempts and calls
+// the handler in the same turn. A receive that had taken its message before
+// a cancellation came (at initiation, or a rendezvous hand-off) gives it
+// back: the next receive returns it first. So with the cancellation emitted
+// on the handler's executor (a single-threaded io_context, or a strand, as
+// Asio's per-operation cancellation requires anyway),
+// `rx.async_recv(use_awaitable) || timer.async_wait(...)` is a timeout that
+// loses no message: either the receive's handler ran first (it won), or the
+// message is still in the channel. A cancelled send completes with reason
+// cancelled and hands the value back, and was not delivered; except on a
+// rendezvous channel, where a receiver that took the value before the
+// cancellation came keeps it (the send reports success).
 //
 // Lifetime: as an Asio I/O object must outlive its operations, the handle an
 // operation was started from must stay alive until it completes (a deferred
@@ -41,46 +49,107 @@
 #include <sluice/sluice.hpp>
 
 #include <asio/associated_cancellation_slot.hpp>
+#include <asio/execution.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/query.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/executor_work_guard.hpp>
-#include <asio/execution.hpp>
 #include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/require.hpp>
 #include <asio/system_executor.hpp>
 
 #include <expected>
 #include <memory>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 
 namespace sluice::detail {
 
-// Queues `f` on `ex`, never running it inline, as a continuation: when the
-// calling thread runs that executor's handlers (a coroutine on an
-// io_context completing another coroutine's operation), `f` runs on this
-// thread right after the current handler, as Go runs a goroutine it just
-// woke (runnext), instead of waking another thread; elsewhere (a plain
-// thread completing the operation) it is queued like any post.
-template <class Executor, class F>
-void post_continuation(const Executor& ex, F&& f) {
-  if constexpr (asio::execution::is_executor<Executor>::value) {
-    asio::execution::execute(
-        asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                     asio::execution::relationship.continuation),
-        std::forward<F>(f));
+// The pending operations whose handlers' executors belong to one Asio
+// execution context. When the context shuts down (an io_context destroyed
+// while operations wait on channels that live on), each one still waiting
+// is taken out of its channel and destroyed with its handler, as Asio does
+// with its own pending operations; one already claimed has a step queued on
+// the context, which the context destroys (and the operation with it).
+class pending_operation {
+ public:
+  // Unregisters the operation from its channel and destroys it, unless a
+  // claimer has it (then false: its queued step owns it).
+  virtual bool drop_at_shutdown() noexcept = 0;
+
+ protected:
+  ~pending_operation() = default;
+
+ private:
+  friend class pending_operations;
+  pending_operation* prev_ = nullptr;
+  pending_operation* next_ = nullptr;
+};
+
+class pending_operations final : public asio::execution_context::service {
+ public:
+  using key_type = pending_operations;
+  static inline asio::execution_context::id id;
+
+  explicit pending_operations(asio::execution_context& ctx) : service(ctx) {}
+
+  void add(pending_operation& op) {
+    std::lock_guard guard(mutex_);
+    op.prev_ = nullptr;
+    op.next_ = head_;
+    if (head_ != nullptr) head_->prev_ = &op;
+    head_ = &op;
+  }
+
+  void remove(pending_operation& op) noexcept {
+    std::lock_guard guard(mutex_);
+    if (shut_down_) return;
+    (op.prev_ != nullptr ? op.prev_->next_ : head_) = op.next_;
+    if (op.next_ != nullptr) op.next_->prev_ = op.prev_;
+  }
+
+ private:
+  void shutdown() override {
+    pending_operation* list = nullptr;
+    {
+      std::lock_guard guard(mutex_);
+      shut_down_ = true;  // from now on operations no longer unlink themselves
+      list = std::exchange(head_, nullptr);
+    }
+    while (list != nullptr) {
+      pending_operation* next = list->next_;
+      list->drop_at_shutdown();  // false: a step queued on this context owns it
+      list = next;
+    }
+  }
+
+  std::mutex mutex_;
+  pending_operation* head_ = nullptr;
+  bool shut_down_ = false;
+};
+
+// The registry of an executor's execution context, or null for an
+// executor that names none (use_future's, which runs on the system
+// context, which lives as long as the program).
+template <class Executor>
+pending_operations* registry_of(const Executor& ex) {
+  if constexpr (asio::can_query<const Executor&, const asio::execution::context_t&>::value) {
+    return &asio::use_service<pending_operations>(asio::query(ex, asio::execution::context));
+  } else if constexpr (requires { ex.context(); }) {
+    return &asio::use_service<pending_operations>(ex.context());
   } else {
-    asio::post(ex, std::forward<F>(f));
+    return nullptr;
   }
 }
 
 // An operation started from a completion token. It owns itself from start()
 // until its completion, posted to the handler's executor, deletes it.
 template <class Kind, class Handler>
-class asio_operation : private held<typename Kind::state>,
-                       public async_operation<typename Kind::steps> {
+class asio_operation final : private held<typename Kind::state>,
+                             public async_operation<typename Kind::steps>,
+                             private pending_operation {
   using holder = held<typename Kind::state>;
   using op_base = async_operation<typename Kind::steps>;
   using executor_type = asio::associated_executor_t<Handler, asio::system_executor>;
@@ -93,9 +162,11 @@ class asio_operation : private held<typename Kind::state>,
     auto* self = new asio_operation(std::move(handler), std::forward<State>(state), which,
                                     std::forward<Args>(steps_args)...);
     if (self->try_now()) {
-      self->post_completion();
+      self->queue(&asio_operation::complete);
       return;
     }
+    // Pending from here: a claim only queues proceed() on the executor.
+    if (self->registry_ != nullptr) self->registry_->add(*self);
     auto slot = asio::get_associated_cancellation_slot(self->handler_);
     if (slot.is_connected()) {
       // Connected inside the arming window: a cancellation emitted at once
@@ -103,16 +174,18 @@ class asio_operation : private held<typename Kind::state>,
       self->begin_arming();
       slot.template emplace<canceller>(self);
     }
-    if (self->settle()) self->post_completion();
+    if (self->settle()) self->queue(&asio_operation::complete);
   }
 
  private:
   template <class State, class StepsTag, class... Args>
   asio_operation(Handler&& handler, State&& state, StepsTag which, Args&&... steps_args)
       : holder(std::forward<State>(state)),
-        op_base(&finish, which, std::forward<Args>(steps_args)..., this->holder::value),
+        op_base(&finish, /*deferred=*/true, which, std::forward<Args>(steps_args)...,
+                this->holder::value),
         handler_(std::move(handler)),
-        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))) {}
+        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))),
+        registry_(registry_of(work_.get_executor())) {}
 
   struct canceller {
     op_base* op;
@@ -124,19 +197,47 @@ class asio_operation : private held<typename Kind::state>,
     }
   };
 
-  static void finish(op_base& op) noexcept { static_cast<asio_operation&>(op).post_completion(); }
+  // A step queued on the handler's executor; it owns the operation, so a
+  // context destroyed with the step still queued destroys the operation too.
+  class queued_step {
+   public:
+    using step_fn = void (asio_operation::*)();
+    queued_step(asio_operation* op, step_fn fn) noexcept : op_(op), fn_(fn) {}
+    queued_step(queued_step&& other) noexcept
+        : op_(std::exchange(other.op_, nullptr)), fn_(other.fn_) {}
+    queued_step& operator=(queued_step&&) = delete;
+    ~queued_step() {
+      if (op_ != nullptr) op_->destroy();
+    }
+    void operator()() { (std::exchange(op_, nullptr)->*fn_)(); }
 
-  void post_completion() noexcept {
-    // The completion runs on the handler's executor: it disconnects the
-    // slot there (where emits come from), then frees the operation and
-    // calls the handler.
-    post_continuation(work_.get_executor(), [this] { complete(); });
+   private:
+    asio_operation* op_;
+    step_fn fn_;
+  };
+
+  void queue(typename queued_step::step_fn fn) noexcept {
+    asio::post(work_.get_executor(), queued_step(this, fn));
+  }
+
+  // The claim's callback (the operation is deferred): carry on on the
+  // handler's executor, where cancellations are emitted, and complete in
+  // that same turn, so no cancellation falls between taking a message and
+  // handing it to the handler.
+  static void finish(op_base& op) noexcept {
+    static_cast<asio_operation&>(op).queue(&asio_operation::proceed_step);
+  }
+
+  void proceed_step() {
+    if (this->proceed()) complete();  // else pending again
   }
 
   void complete() {
+    if (registry_ != nullptr) registry_->remove(*this);
     auto slot = asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.clear();
     std::exception_ptr error = this->error();
+    // A receive cancelled after it took its message gives it back.
     auto result = Kind::make(this->holder::value, *this);
     Handler handler = std::move(handler_);
     auto work = std::move(work_);  // outstanding until the handler ran
@@ -145,8 +246,22 @@ class asio_operation : private held<typename Kind::state>,
     std::move(handler)(std::move(result));
   }
 
+  // Destroyed without completing: its context is going away.
+  void destroy() noexcept {
+    if (registry_ != nullptr) registry_->remove(*this);
+    this->discard();
+    delete this;
+  }
+
+  bool drop_at_shutdown() noexcept override {
+    if (!this->abandon()) return false;
+    delete this;
+    return true;
+  }
+
   Handler handler_;
   asio::executor_work_guard<executor_type> work_;
+  pending_operations* registry_;  // null: the context lives as long as the program
 };
 
 // What each kind of operation holds and yields.
@@ -154,8 +269,18 @@ template <class T, class Steps>
 struct asio_recv_kind {
   using state = std::expected<T, recv_timeout_error>;
   using steps = Steps;
-  static state make(state& s, const async_operation<Steps>& op) {
-    if (op.result() == wait_result::cancelled) s.error() = recv_timeout_error::cancelled;
+  static state make(state& s, async_operation<Steps>& op) {
+    if (op.result() == wait_result::cancelled) {
+      s.error() = recv_timeout_error::cancelled;
+    } else if (s.has_value() && op.cancel_requested()) {
+      // Taken, but cancelled before this turn: the handler's `||` would drop
+      // it. The next receive gets it first.
+      op.steps().visit([&](auto& st) {
+        if constexpr (requires { st.give_back(std::move(*s)); }) st.give_back(std::move(*s));
+      });
+      std::destroy_at(&s);  // re-created in place: T need not be assignable
+      std::construct_at(&s, std::unexpect, recv_timeout_error::cancelled);
+    }
     return std::move(s);
   }
 };
@@ -198,7 +323,7 @@ struct stateless_no_channel_steps : no_channel_steps {
 template <class Handler, class R>
 void post_result(Handler&& handler, R&& result) {
   auto ex = asio::get_associated_executor(handler, asio::system_executor());
-  post_continuation(ex, [h = std::move(handler), r = std::forward<R>(result)]() mutable {
+  asio::post(ex, [h = std::move(handler), r = std::forward<R>(result)]() mutable {
     std::move(h)(std::move(r));
   });
 }

@@ -188,26 +188,27 @@ class receiver
   friend auto sync_channel(std::size_t);
   explicit receiver(typename base::ref_type ref) noexcept : base(ref) {}
 
-  template <class E>
-  using recv_steps = detail::any_steps<typename detail::list_channel<T>::template recv_steps<E>,
-                                       typename detail::array_channel<T>::template recv_steps<E>,
-                                       typename detail::zero_channel<T>::template recv_steps<E>,
-                                       detail::no_channel_steps>;
+  // The awaitable type is named inside the function only: naming a
+  // flavor's steps in the class would instantiate the flavor with the
+  // handle, before a message type that holds a handle of its own channel is
+  // complete.
   template <class E, class R>
-  using recv_awaitable = detail::recv_awaitable<T, E, recv_steps<E>, R>;
-
-  template <class E, class R>
-  recv_awaitable<E, R> make_recv(R where, std::stop_token stop) {
+  auto make_recv(R where, std::stop_token stop) {
+    using recv_steps = detail::any_steps<typename detail::list_channel<T>::template recv_steps<E>,
+                                         typename detail::array_channel<T>::template recv_steps<E>,
+                                         typename detail::zero_channel<T>::template recv_steps<E>,
+                                         detail::no_channel_steps>;
+    using recv_awaitable = detail::recv_awaitable<T, E, recv_steps, R>;
     constexpr E if_disconnected = disconnected_error<E>();
     constexpr E if_cancelled = cancelled_error<E>();
     if (!*this) {
-      return recv_awaitable<E, R>(std::move(where), std::move(stop), if_disconnected, if_cancelled);
+      return recv_awaitable(std::move(where), std::move(stop), if_disconnected, if_cancelled);
     }
     return this->ref_.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
       using steps = typename flavor::template recv_steps<E>;
-      return recv_awaitable<E, R>(std::move(where), std::move(stop), std::in_place_type<steps>,
-                                  c.chan(), if_disconnected, if_cancelled);
+      return recv_awaitable(std::move(where), std::move(stop), std::in_place_type<steps>,
+                            c.chan(), if_disconnected, if_cancelled);
     });
   }
   template <class E>

@@ -94,22 +94,23 @@ class sender_handle : public handle<Flavors...> {
   explicit sender_handle(typename base::ref_type ref) noexcept : base(ref) {}
 
  private:
-  using closed_steps =
-      detail::any_steps<typename Flavors::closed_steps..., detail::no_channel_steps>;
+  // The awaitable types are named inside the functions only (deduced return
+  // types): naming a flavor's steps in the class would instantiate the
+  // flavor with the handle, before a message type that holds a handle of its
+  // own channel is complete.
   template <bool Cancellable, class R>
-  using closed_awaitable = detail::closed_awaitable<closed_steps, R, Cancellable>;
-
-  template <bool Cancellable, class R>
-  closed_awaitable<Cancellable, R> make_closed(R where, std::stop_token stop) const {
+  auto make_closed(R where, std::stop_token stop) const {
+    using closed_steps =
+        detail::any_steps<typename Flavors::closed_steps..., detail::no_channel_steps>;
+    using closed_awaitable = detail::closed_awaitable<closed_steps, R, Cancellable>;
     if (this->ref_.empty()) {
-      return closed_awaitable<Cancellable, R>(std::move(where), std::move(stop),
-                                              std::in_place_type<detail::no_channel_steps>);
+      return closed_awaitable(std::move(where), std::move(stop),
+                              std::in_place_type<detail::no_channel_steps>);
     }
     return this->ref_.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
-      return closed_awaitable<Cancellable, R>(std::move(where), std::move(stop),
-                                              std::in_place_type<typename flavor::closed_steps>,
-                                              c.chan());
+      return closed_awaitable(std::move(where), std::move(stop),
+                              std::in_place_type<typename flavor::closed_steps>, c.chan());
     });
   }
 
@@ -315,20 +316,19 @@ class sync_sender
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
 
  private:
-  using send_steps =
-      detail::any_steps<typename detail::array_channel<T>::send_steps,
-                        typename detail::zero_channel<T>::send_steps, detail::no_channel_steps>;
+  // The awaitable type is named inside the function only (see make_closed).
   template <class Error, class R>
-  using send_awaitable = detail::send_awaitable<T, Error, send_steps, R>;
-
-  template <class Error, class R>
-  send_awaitable<Error, R> make_send(R where, std::stop_token stop, T&& value) const {
-    if (!*this) return send_awaitable<Error, R>(std::move(where), std::move(stop), std::move(value));
+  auto make_send(R where, std::stop_token stop, T&& value) const {
+    using send_steps =
+        detail::any_steps<typename detail::array_channel<T>::send_steps,
+                          typename detail::zero_channel<T>::send_steps, detail::no_channel_steps>;
+    using send_awaitable = detail::send_awaitable<T, Error, send_steps, R>;
+    if (!*this) return send_awaitable(std::move(where), std::move(stop), std::move(value));
     return this->ref_.visit([&](auto& c) {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
-      return send_awaitable<Error, R>(std::move(where), std::move(stop),
-                                      std::in_place_type<typename flavor::send_steps>, c.chan(),
-                                      std::move(value));
+      return send_awaitable(std::move(where), std::move(stop),
+                            std::in_place_type<typename flavor::send_steps>, c.chan(),
+                            std::move(value));
     });
   }
 

@@ -25,6 +25,8 @@
 #include <sluice/resume_on.hpp>
 
 #include <coroutine>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <expected>
 #include <optional>
@@ -53,6 +55,7 @@ class no_channel_steps {
   static readiness recheck() noexcept { return readiness::ready; }
   static void delist(wait_entry&) noexcept {}
   static void completed() noexcept {}
+  static void relay() noexcept {}
   [[nodiscard]] static bool hands_off() noexcept { return false; }
   [[nodiscard]] static bool spins() noexcept { return false; }
   [[nodiscard]] static bool sent() noexcept { return false; }
@@ -66,8 +69,27 @@ class awaitable_operation : public async_operation<Steps> {
  public:
   template <class... Args>
   explicit awaitable_operation(Resumption resumption, std::stop_token stop, Args&&... args)
-      : base(&finish, std::forward<Args>(args)...), resumption_(std::move(resumption)),
+      : base(&finish, /*deferred=*/false, std::forward<Args>(args)...),
+        resumption_(std::move(resumption)),
         stop_(std::move(stop)) {}
+
+  awaitable_operation(const awaitable_operation&) = delete;
+  awaitable_operation& operator=(const awaitable_operation&) = delete;
+
+  // A coroutine destroyed while suspended here (a task dropped unfinished):
+  // the operation is unregistered, so the channel never touches the frame
+  // again. If a claimer is completing it at that very moment, nothing safe
+  // is left to do: stop with a message rather than corrupt memory.
+  ~awaitable_operation() {
+    on_stop_.reset();  // no cancellation from now on
+    if (suspended_ && !this->abandon()) {
+      std::fputs(
+          "sluice: a coroutine was destroyed while its channel operation was completing; "
+          "cancel it (stop token) and let it resume before destroying it\n",
+          stderr);
+      std::abort();
+    }
+  }
 
   bool await_ready() noexcept { return this->try_now(); }
 
@@ -79,7 +101,13 @@ class awaitable_operation : public async_operation<Steps> {
       this->begin_arming();
       on_stop_.emplace(stop_, canceller{this});
     }
-    return !this->settle();
+    // Set before settle(): once it returns false the operation belongs to
+    // its claimer, which may resume the coroutine and destroy this object
+    // before settle()'s caller runs another instruction.
+    suspended_ = true;
+    if (!this->settle()) return true;
+    suspended_ = false;
+    return false;
   }
 
  protected:
@@ -98,6 +126,7 @@ class awaitable_operation : public async_operation<Steps> {
 
   static void finish(base& op) noexcept {
     auto& self = static_cast<awaitable_operation&>(op);
+    self.suspended_ = false;  // resumed from here on: nothing to abandon
     if constexpr (std::is_same_v<Resumption, resume_inline>) {
       inline_resumer::resume(self.node_);
     } else {
@@ -112,6 +141,7 @@ class awaitable_operation : public async_operation<Steps> {
 
   [[no_unique_address]] Resumption resumption_;
   resume_node node_;
+  bool suspended_ = false;  // pending after a suspension, until `finish`
   std::stop_token stop_;
   std::optional<std::stop_callback<canceller>> on_stop_;  // last: see the invariants
 };

@@ -40,6 +40,7 @@
 
 #include <sluice/detail/waiting/backoff.hpp>
 #include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/flavors/receive_stash.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
@@ -169,6 +170,7 @@ class array_channel {
     readiness recheck() noexcept { return ch_->send_readiness(); }
     void delist(wait_entry& e) noexcept { ch_->senders_.unregister(e); }
     void completed() noexcept {}
+    void relay() noexcept { ch_->senders_.notify_one(); }  // the room is another sender's
     [[nodiscard]] static bool hands_off() noexcept { return false; }
     [[nodiscard]] static bool spins() noexcept { return true; }
 
@@ -198,6 +200,10 @@ class array_channel {
   // send has not happened yet.
   template <class E>
   std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
+    if (head_.value.stash.holds()) [[unlikely]] {
+      status = recv_status::message;
+      return std::expected<T, E>(std::in_place, head_.value.stash.take());
+    }
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     const std::size_t index = head & (mark_bit_ - 1);
     slot* s = segment_of(index);
@@ -267,6 +273,7 @@ class array_channel {
   wait_queue& receivers() noexcept { return receivers_; }
   wait_queue& closed_watchers() noexcept { return closed_watchers_; }
   receive_pacer& pacer() noexcept { return head_.value.pacer; }
+  receive_stash<T>& stash() noexcept { return head_.value.stash; }
   // Whether sends fail from now on. While a sender handle exists, only the
   // receiving side can have marked the tail. seq_cst: the re-check of a
   // registered closed watcher (its registration is under the queue's lock,
@@ -283,15 +290,16 @@ class array_channel {
       if (tail_.value.load(std::memory_order_seq_cst) != tail) continue;
       const std::size_t hix = head & (mark_bit_ - 1);
       const std::size_t tix = tail & (mark_bit_ - 1);
-      if (hix < tix) return tix - hix;
-      if (hix > tix) return cap_ - hix + tix;
-      return (tail & ~mark_bit_) == head ? 0 : cap_;
+      const std::size_t stashed = head_.value.stash.holds() ? 1 : 0;
+      if (hix < tix) return tix - hix + stashed;
+      if (hix > tix) return cap_ - hix + tix + stashed;
+      return ((tail & ~mark_bit_) == head ? 0 : cap_) + stashed;
     }
   }
   [[nodiscard]] bool is_empty() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
-    return (tail & ~mark_bit_) == head;
+    return (tail & ~mark_bit_) == head && !head_.value.stash.holds();
   }
   [[nodiscard]] bool is_full() const noexcept {
     const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
@@ -311,16 +319,20 @@ class array_channel {
 
   // Later sends fail and blocked senders wake with their values; queued
   // messages stay receivable.
+  // A pending asynchronous receive wakes too (it then receives what is
+  // queued, or learns of the disconnection).
   void close() noexcept {
     if (mark_tail()) {
       senders_.disconnect();
       closed_watchers_.disconnect();
+      receivers_.disconnect();
     }
   }
 
   void disconnect_receivers() noexcept {
     close();
     discard_all();
+    head_.value.stash.clear();
   }
 
  private:
@@ -505,6 +517,7 @@ class array_channel {
   struct receiver_side {
     std::atomic<std::size_t> pos{0};
     receive_pacer pacer;
+    receive_stash<T> stash;  // a message a cancelled receive gave back
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   cache_padded<std::atomic<std::size_t>> tail_;  // senders

@@ -52,6 +52,9 @@ class buffered_recv_steps {
   readiness recheck() noexcept { return ch_->recv_readiness(); }
   void delist(wait_entry& e) noexcept { ch_->receivers().unregister(e); }
   void completed() noexcept {}
+  static void relay() noexcept {}  // one receiver: nobody else to pass it to
+  // A message this receive took after all, given back (receive_stash.hpp).
+  void give_back(value_type&& value) noexcept { ch_->stash().put(std::move(value)); }
   [[nodiscard]] static bool hands_off() noexcept { return false; }
   [[nodiscard]] static bool spins() noexcept { return true; }
 
@@ -83,6 +86,7 @@ class closed_steps {
   }
   void delist(wait_entry& e) noexcept { ch_->closed_watchers().unregister(e); }
   void completed() noexcept {}
+  static void relay() noexcept {}  // a disconnection claims every watcher
   [[nodiscard]] static bool hands_off() noexcept { return false; }
   [[nodiscard]] static bool spins() noexcept { return false; }
 

@@ -38,6 +38,7 @@
 #include <sluice/detail/waiting/backoff.hpp>
 #include <sluice/detail/memory/block_source.hpp>
 #include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/flavors/receive_stash.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
@@ -124,6 +125,10 @@ class list_channel {
   // send has not happened yet.
   template <class E>
   std::expected<T, E> try_recv_as(E if_empty, E if_disconnected, recv_status& status) noexcept {
+    if (head_.value.stash.holds()) [[unlikely]] {
+      status = recv_status::message;
+      return std::expected<T, E>(std::in_place, head_.value.stash.take());
+    }
     const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
     const std::size_t offset = (head >> shift) % lap;
     std::size_t new_head = head + one;
@@ -209,6 +214,7 @@ class list_channel {
   wait_queue& receivers() noexcept { return receivers_; }
   wait_queue& closed_watchers() noexcept { return closed_watchers_; }
   receive_pacer& pacer() noexcept { return head_.value.pacer; }
+  receive_stash<T>& stash() noexcept { return head_.value.stash; }
   // Whether sends fail from now on. While a sender handle exists, only the
   // receiving side can have marked the tail. seq_cst: the re-check of a
   // registered closed watcher (its registration is under the queue's lock,
@@ -232,14 +238,15 @@ class list_channel {
       const std::size_t base = ((head >> shift) / lap) * lap;
       const std::size_t t = (tail >> shift) - base;
       const std::size_t h = (head >> shift) - base;
-      return t - h - t / lap;  // each full lap holds one unused offset
+      // Each full lap holds one unused offset.
+      return t - h - t / lap + (head_.value.stash.holds() ? 1 : 0);
     }
   }
 
   [[nodiscard]] bool is_empty() const noexcept {
     const std::size_t head = head_.value.index.load(std::memory_order_seq_cst);
     const std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
-    return (head >> shift) == (tail >> shift);
+    return (head >> shift) == (tail >> shift) && !head_.value.stash.holds();
   }
   [[nodiscard]] static constexpr bool is_full() noexcept { return false; }
   [[nodiscard]] static constexpr std::optional<std::size_t> capacity() noexcept {
@@ -257,14 +264,20 @@ class list_channel {
   }
 
   // The receiver closed the channel: later sends fail; queued messages stay.
+  // A pending asynchronous receive wakes too (it then receives what is
+  // queued, or learns of the disconnection).
   void close() noexcept {
-    if (mark_tail()) closed_watchers_.disconnect();
+    if (mark_tail()) {
+      closed_watchers_.disconnect();
+      receivers_.disconnect();
+    }
   }
 
   // The receiver left: later sends fail, queued messages are destroyed now.
   void disconnect_receivers() noexcept {
     close();
     discard_all();
+    head_.value.stash.clear();
   }
 
  private:
@@ -314,6 +327,10 @@ class list_channel {
         if (tail_.value.blk.compare_exchange_strong(expected, fresh, std::memory_order_release,
                                                     std::memory_order_relaxed)) {
           head_.value.blk.store(fresh, std::memory_order_release);
+          // A receiver (or the receiver's clean-up) may wait for this store
+          // alone, having seen another sender's reservation in the block
+          // (readiness::poll): this is its wake-up. Once per channel.
+          receivers_.notify_one();
           blk = fresh;
         } else {
           if (next_block == nullptr) {
@@ -431,6 +448,7 @@ class list_channel {
 
   struct receiver_position : position {
     receive_pacer pacer;
+    receive_stash<T> stash;  // a message a cancelled receive gave back
   };
   cache_padded<receiver_position> head_;  // receiver-owned (the first sender sets blk once)
   cache_padded<position> tail_;    // senders

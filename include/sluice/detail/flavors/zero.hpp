@@ -25,6 +25,7 @@
 #pragma once
 
 #include <sluice/detail/flavors/buffered_steps.hpp>
+#include <sluice/detail/flavors/receive_stash.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
@@ -147,6 +148,7 @@ class zero_channel {
       in_packet_ = false;  // the receiver moved the message out
       outcome_ = outcome::sent;
     }
+    static void relay() noexcept {}  // claims here are hand-offs
     [[nodiscard]] static bool hands_off() noexcept { return true; }
     [[nodiscard]] static bool spins() noexcept { return false; }
 
@@ -216,6 +218,10 @@ class zero_channel {
         : ch_(&ch), result_(&result), if_empty_(if_empty), if_disconnected_(if_disconnected) {}
 
     bool attempt() noexcept {
+      if (ch_->stash_.holds()) [[unlikely]] {
+        set(ch_->stash_.take());
+        return true;
+      }
       std::unique_lock guard(ch_->lock_);
       if (claimed_entry c = ch_->senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
         guard.unlock();
@@ -231,6 +237,10 @@ class zero_channel {
     // Under one lock: take a waiting sender's message (done), or register
     // with an empty packet.
     readiness enlist(wait_entry& e) noexcept {
+      if (ch_->stash_.holds()) [[unlikely]] {
+        set(ch_->stash_.take());
+        return readiness::done;
+      }
       std::unique_lock guard(ch_->lock_);
       if (claimed_entry c = ch_->senders_.claim_first(e.w->owner(), /*handoff=*/true)) {
         guard.unlock();
@@ -253,6 +263,9 @@ class zero_channel {
       ch_->receivers_.remove(e);
     }
     void completed() noexcept { set(p_.msg.take()); }  // the sender wrote the packet
+    static void relay() noexcept {}  // claims here are hand-offs
+    // A message this receive took after all, given back (receive_stash.hpp).
+    void give_back(T&& value) noexcept { ch_->stash_.put(std::move(value)); }
     [[nodiscard]] static bool hands_off() noexcept { return true; }
     [[nodiscard]] static bool spins() noexcept { return false; }
 
@@ -299,7 +312,10 @@ class zero_channel {
   // senders wake and take their messages back, blocked receivers wake empty.
 
   void disconnect_senders() noexcept { disconnect(); }
-  void disconnect_receivers() noexcept { disconnect(); }
+  void disconnect_receivers() noexcept {
+    disconnect();
+    stash_.clear();
+  }
   void close() noexcept { disconnect(); }
 
  private:
@@ -327,7 +343,7 @@ class zero_channel {
         std::lock_guard guard(lock_);
         n = list.disconnect_some(batch);
       }
-      for (std::size_t i = 0; i < n; ++i) batch[i].wake();
+      wait_queue::wake_batch(batch, n);
       if (n < batch.size()) return;
     }
   }
@@ -346,6 +362,7 @@ class zero_channel {
   bool disconnected_ = false;
   std::atomic<bool> disconnected_flag_{false};  // lock-free mirror for queries
   wait_queue closed_watchers_;  // senders waiting for the receiving side to stop
+  receive_stash<T> stash_;      // a message a cancelled receive gave back
 };
 
 }  // namespace sluice::detail

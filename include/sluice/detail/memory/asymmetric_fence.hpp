@@ -30,6 +30,7 @@
 #include <sluice/detail/memory/fence.hpp>
 
 #include <atomic>
+#include <cstdlib>
 
 #if defined(__linux__) && __has_include(<linux/membarrier.h>)
 #  include <linux/membarrier.h>
@@ -76,8 +77,10 @@ inline void light_fence() noexcept {
 // The rare side.
 inline void heavy_fence() noexcept {
 #if SLUICE_MEMBARRIER
-  if (init_asymmetric_fence() == fence_mode::asymmetric &&
-      ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+  if (init_asymmetric_fence() == fence_mode::asymmetric) {
+    // After a successful registration the call cannot fail; if it ever did,
+    // light fences would be unpaired: stop rather than lose a wake-up.
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) std::abort();
     return;
   }
 #endif

@@ -36,6 +36,9 @@ class any_steps {
   void completed() noexcept {
     std::visit([](auto& s) { s.completed(); }, v_);
   }
+  void relay() noexcept {
+    std::visit([](auto& s) { s.relay(); }, v_);
+  }
   [[nodiscard]] bool hands_off() const noexcept {
     return std::visit([](const auto& s) { return s.hands_off(); }, v_);
   }

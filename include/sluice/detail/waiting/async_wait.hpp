@@ -23,12 +23,20 @@
 // - cancel() may run on any thread at any time while the operation is
 //   alive: it sets a flag (seen before every registration, and after, with
 //   seq_cst on both sides) and claims the waiter if it is waiting.
-// - A callback never runs a coroutine inline from inside another callback
-//   on the same thread: inline_resumer queues it, so the stack stays
-//   bounded however many hand-offs follow one another.
+// - Stacks stay bounded however many hand-offs follow one another: a
+//   callback's attempt may run another operation's callback (a receive that
+//   frees a slot claims a waiting sender), but such a chain stays within one
+//   channel's two sides, and a coroutine resumed inline while another is
+//   being resumed on the same thread is queued (inline_resumer).
+// - A deferred operation (an Asio handler) does nothing in its callback but
+//   ask its owner to carry on (`finish`, which queues proceed() on the
+//   handler's executor): it takes no message and sends none except where
+//   its completion runs, so a cancellation emitted there before that turn is
+//   honoured (a message already taken is given back, receive_stash.hpp).
 #pragma once
 
 #include <sluice/detail/memory/asymmetric_fence.hpp>
+#include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
 #include <sluice/detail/waiting/waiter.hpp>
@@ -45,9 +53,12 @@ class async_operation : public waiter {
  public:
   using finish_fn = void (*)(async_operation&) noexcept;
 
+  // `deferred`: a claim only calls `finish`, and the owner calls proceed()
+  // where it wants to carry on (see the invariants).
   template <class... Args>
-  explicit async_operation(finish_fn finish, Args&&... args)
-      : waiter(this, &on_claim), steps_(std::forward<Args>(args)...), finish_(finish) {}
+  explicit async_operation(finish_fn finish, bool deferred, Args&&... args)
+      : waiter(this, &on_claim), steps_(std::forward<Args>(args)...), finish_(finish),
+        deferred_(deferred) {}
 
   async_operation(const async_operation&) = delete;
   async_operation& operator=(const async_operation&) = delete;
@@ -72,12 +83,11 @@ class async_operation : public waiter {
     for (;;) {
       if (!armed_) arm();
       armed_ = false;
-      // seq_cst (both loads): Dekker with cancel(), whose flag store comes
-      // before its claim attempt.
-      if (cancel_requested_.load(std::memory_order_seq_cst)) {
-        try_claim(sel_aborted);  // the arming window ends here
-        return conclude(wait_result::cancelled);
-      }
+      // Orders the arming store before the flag loads below, against
+      // cancel()'s flag store and claim (a store-load pair on both sides).
+      seq_cst_fence();
+      // Enlist even if cancelled already: an operation that can finish
+      // without waiting finishes (a rendezvous enlist may complete it).
       readiness r = steps_.enlist(entry_);
       if (r == readiness::done) {
         try_claim(sel_aborted);  // ends the arming window; a late cancel finds it final
@@ -87,12 +97,18 @@ class async_operation : public waiter {
         heavy_fence();
         r = steps_.recheck();
       }
+      // seq_cst: Dekker with cancel(), whose flag store comes before its
+      // claim attempt.
       if (r == readiness::ready || cancel_requested_.load(std::memory_order_seq_cst)) {
         try_claim(sel_aborted);  // fails if a claim came first: disarm() finds it
       }
       const selection s = disarm();
       if (s == sel_waiting) return false;  // pending: touch nothing more
       if (carry_on(s)) return true;
+      // The attempt failed: if cancelled, it is the wait that ends here.
+      if (cancel_requested_.load(std::memory_order_seq_cst)) {
+        return conclude(wait_result::cancelled);
+      }
     }
   }
 
@@ -100,7 +116,55 @@ class async_operation : public waiter {
   // finishes first. Any thread, any time while the operation is alive.
   void cancel() noexcept {
     cancel_requested_.store(true, std::memory_order_seq_cst);
+    seq_cst_fence();  // the flag store before the claim's load (see settle())
     if (wake_token t = try_claim(sel_cancelled)) t.wake();
+  }
+
+  // A deferred operation's owner carries it on after a claim (where its
+  // `finish` queued it): true once finished, false if pending again. A
+  // cancellation requested by then wins over a claim that only asked for
+  // another attempt (the wake-up is passed on), not over a completed
+  // hand-off.
+  bool proceed() noexcept {
+    const selection s = final_selection();
+    if (cancel_requested_.load(std::memory_order_seq_cst) &&
+        !(s == entry_.op && steps_.hands_off())) {
+      if (s == entry_.op) {
+        steps_.relay();
+      } else {
+        steps_.delist(entry_);
+      }
+      return conclude(wait_result::cancelled);
+    }
+    return carry_on(s) || settle();
+  }
+
+  // The owner gives up a pending operation without waiting for it (its
+  // frame is being destroyed): true if no claimer had it, and it is now
+  // unregistered (a lent value taken back); false if a claimer is carrying
+  // it on, which the owner can then only wait for.
+  bool abandon() noexcept {
+    if (!try_claim(sel_aborted)) return false;
+    steps_.delist(entry_);
+    return true;
+  }
+
+  // A claimed operation that will never be carried on (its owner's context
+  // is going away): what a claim left in the steps' packet goes back to the
+  // owner's side (a message a rendezvous sender handed over, a value lent to
+  // a rendezvous receiver), so that it is destroyed with the operation.
+  void discard() noexcept {
+    const selection s = final_selection();
+    if (s == entry_.op && steps_.hands_off()) {
+      steps_.completed();
+    } else if (s != entry_.op) {
+      steps_.delist(entry_);
+    }
+  }
+
+  // Whether cancel() was called (a deferred owner's completion checks it).
+  [[nodiscard]] bool cancel_requested() const noexcept {
+    return cancel_requested_.load(std::memory_order_seq_cst);
   }
 
   [[nodiscard]] wait_result result() const noexcept { return result_; }
@@ -133,19 +197,25 @@ class async_operation : public waiter {
       return conclude(wait_result::done);
     }
     if (s != entry_.op) steps_.delist(entry_);
+    // After a cancellation too, one last attempt: an operation that can
+    // finish without waiting finishes (the thread driver's last try).
+    if (attempt()) return true;
     if (s == sel_cancelled) return conclude(wait_result::cancelled);
-    return attempt();
+    return false;
   }
 
   // The claim's callback: on the claimer's thread, outside every lock.
   static void on_claim(waiter& w) noexcept {
     auto& self = static_cast<async_operation&>(w);
-    if (self.carry_on(self.final_selection()) || self.settle()) self.finish_(self);
+    if (self.deferred_ || self.carry_on(self.final_selection()) || self.settle()) {
+      self.finish_(self);
+    }
   }
 
   Steps steps_;
   wait_entry entry_{.w = this};
   finish_fn finish_;
+  bool deferred_;
   std::atomic<bool> cancel_requested_{false};
   bool armed_ = false;
   wait_result result_ = wait_result::done;

@@ -24,6 +24,10 @@
 //                                    packet's value back
 //   void completed()                 the counterpart finished the operation
 //                                    through the packet (hand-off flavors)
+//   void relay()                     a claim that asked for another attempt
+//                                    will not be used (the operation was
+//                                    cancelled first): pass the wake-up on to
+//                                    another waiter that may use it
 //   bool hands_off() const           whether a claim with the entry's own
 //                                    selection means completed() (rendezvous)
 //                                    rather than "attempt again"

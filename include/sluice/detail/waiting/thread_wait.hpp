@@ -15,6 +15,7 @@
 #pragma once
 
 #include <sluice/detail/memory/asymmetric_fence.hpp>
+#include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/waiting/backoff.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
@@ -33,6 +34,9 @@ namespace sluice::detail {
 struct cancel_thread_wait {
   waiter* w;
   void operator()() const noexcept {
+    // The stop state was set before this runs; ordered before the claim's
+    // load, against the driver's reset and its stop_requested() check.
+    seq_cst_fence();
     if (wake_token t = w->try_claim(sel_cancelled)) t.wake();
   }
 };
@@ -76,10 +80,12 @@ template <class Steps>
     }
     if (r == readiness::ready) {
       w.try_claim(sel_aborted);  // do not sleep
-    } else if (stop.stop_requested()) {
+    } else if (on_stop) {
       // A request whose callback ran before reset() claimed nothing: the
-      // stop state is set before callbacks run, so it is seen here.
-      w.try_claim(sel_cancelled);
+      // stop state is set before callbacks run, so it is seen here. The
+      // fence orders reset() before that load (the callback fences too).
+      seq_cst_fence();
+      if (stop.stop_requested()) w.try_claim(sel_cancelled);
     }
     const selection s = w.wait_until(d, /*patient=*/!st.spins());
     if (s == entry.op && st.hands_off()) {
@@ -109,6 +115,7 @@ class queue_steps {
   readiness recheck() { return ready_(); }
   void delist(wait_entry& e) noexcept { queue_->unregister(e); }
   void completed() noexcept {}
+  static void relay() noexcept {}  // never cancelled
   [[nodiscard]] static bool hands_off() noexcept { return false; }
   [[nodiscard]] static bool spins() noexcept { return true; }
 

@@ -179,8 +179,21 @@ class wait_queue {
         n = list_.disconnect_some(batch);
         empty_.store(list_.empty(), std::memory_order_relaxed);
       }
-      for (std::size_t i = 0; i < n; ++i) batch[i].wake();
+      wake_batch(batch, n);
       if (n < batch.size()) return;
+    }
+  }
+
+  // Wakes the first `n` tokens: threads first, then callbacks, so that a
+  // coroutine resumed inline by a callback never waits for a thread whose
+  // wake-up is still to come in this batch.
+  template <std::size_t N>
+  static void wake_batch(const std::array<wake_token, N>& batch, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!batch[i].calls_back()) batch[i].wake();
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (batch[i].calls_back()) batch[i].wake();
     }
   }
 

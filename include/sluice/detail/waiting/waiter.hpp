@@ -83,6 +83,10 @@ class wake_token {
   // Whether the claim succeeded.
   explicit operator bool() const noexcept { return waiter_ != nullptr; }
 
+  // Whether waking runs a callback (which may resume a coroutine inline)
+  // rather than waking a thread.
+  [[nodiscard]] bool calls_back() const noexcept { return resume_ != nullptr; }
+
   // Finishes the claim: completes a hand-off (after the claimer is done with
   // the waiter's packet), then wakes the waiter if it needs it. Call once.
   void wake() const noexcept;
