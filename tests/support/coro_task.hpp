@@ -68,7 +68,7 @@ inline std::int64_t scaled(std::int64_t plain, std::int64_t under_sanitizer) {
 }
 
 // How long a group waits for its tasks before it calls them hung.
-inline constexpr std::chrono::seconds hang_limit{120};
+inline constexpr std::chrono::seconds hang_limit{60};
 
 class task_group;
 
