@@ -271,7 +271,7 @@ class array_channel {
 
   // For the shared steps (buffered_steps.hpp).
   wait_queue& receivers() noexcept { return receivers_; }
-  wait_queue& closed_watchers() noexcept { return closed_watchers_; }
+  wait_queue& closed_watchers() noexcept { return head_.value.closed_watchers; }
   receive_pacer& pacer() noexcept { return head_.value.pacer; }
   receive_stash<T>& stash() noexcept { return head_.value.stash; }
   // Whether sends fail from now on. While a sender handle exists, only the
@@ -324,7 +324,7 @@ class array_channel {
   void close() noexcept {
     if (mark_tail()) {
       senders_.disconnect();
-      closed_watchers_.disconnect();
+      head_.value.closed_watchers.disconnect();
       receivers_.disconnect();
     }
   }
@@ -518,6 +518,10 @@ class array_channel {
     std::atomic<std::size_t> pos{0};
     receive_pacer pacer;
     receive_stash<T> stash;  // a message a cancelled receive gave back
+    // Senders waiting for the receiving side to stop. Here, not in the cold
+    // line: only close() and those rare waiters touch it, and the cold line
+    // must keep room for the counter's fields (counter.hpp).
+    wait_queue closed_watchers;
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   cache_padded<std::atomic<std::size_t>> tail_;  // senders
@@ -534,7 +538,6 @@ class array_channel {
   std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any
-  wait_queue closed_watchers_;  // senders waiting for the receiving side to stop
 };
 
 }  // namespace sluice::detail

@@ -212,7 +212,7 @@ class list_channel {
 
   // For the shared steps (buffered_steps.hpp).
   wait_queue& receivers() noexcept { return receivers_; }
-  wait_queue& closed_watchers() noexcept { return closed_watchers_; }
+  wait_queue& closed_watchers() noexcept { return head_.value.closed_watchers; }
   receive_pacer& pacer() noexcept { return head_.value.pacer; }
   receive_stash<T>& stash() noexcept { return head_.value.stash; }
   // Whether sends fail from now on. While a sender handle exists, only the
@@ -268,7 +268,7 @@ class list_channel {
   // queued, or learns of the disconnection).
   void close() noexcept {
     if (mark_tail()) {
-      closed_watchers_.disconnect();
+      head_.value.closed_watchers.disconnect();
       receivers_.disconnect();
     }
   }
@@ -449,6 +449,10 @@ class list_channel {
   struct receiver_position : position {
     receive_pacer pacer;
     receive_stash<T> stash;  // a message a cancelled receive gave back
+    // Senders waiting for the receiving side to stop. Here, not in the cold
+    // line: only close() and those rare waiters touch it, and the cold line
+    // must keep room for the counter's fields (counter.hpp).
+    wait_queue closed_watchers;
   };
   cache_padded<receiver_position> head_;  // receiver-owned (the first sender sets blk once)
   cache_padded<position> tail_;    // senders
@@ -456,7 +460,6 @@ class list_channel {
   // (receivers_'s emptiness hint) or touched once per block.
   wait_queue receivers_;           // the blocked receiver, if any
   wait_queue senders_;             // senders waiting for a block to be installed
-  wait_queue closed_watchers_;     // senders waiting for the receiving side to stop
   std::atomic<block*> spare_{nullptr};  // one drained block kept for reuse
   block_source<block> blocks_;     // where blocks come from and go back to
 };
