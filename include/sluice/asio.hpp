@@ -56,6 +56,7 @@
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/defer.hpp>
 #include <asio/post.hpp>
 #include <asio/system_executor.hpp>
 
@@ -162,10 +163,14 @@ class asio_operation final : private held<typename Kind::state>,
     auto* self = new asio_operation(std::move(handler), std::forward<State>(state), which,
                                     std::forward<Args>(steps_args)...);
     if (self->try_now()) {
-      self->queue(&asio_operation::complete);
+      // Finished at once: the initiating coroutine (or callback) is about to
+      // return to its executor, so its completion runs next on this thread
+      // (defer, a continuation), not on another.
+      self->queue(&asio_operation::complete, /*continuation=*/true);
       return;
     }
     // Pending from here: a claim only queues proceed() on the executor.
+    self->registry_ = registry_of(self->work_.get_executor());
     if (self->registry_ != nullptr) self->registry_->add(*self);
     auto slot = asio::get_associated_cancellation_slot(self->handler_);
     if (slot.is_connected()) {
@@ -174,7 +179,7 @@ class asio_operation final : private held<typename Kind::state>,
       self->begin_arming();
       slot.template emplace<canceller>(self);
     }
-    if (self->settle()) self->queue(&asio_operation::complete);
+    if (self->settle()) self->queue(&asio_operation::complete, /*continuation=*/true);
   }
 
  private:
@@ -184,8 +189,7 @@ class asio_operation final : private held<typename Kind::state>,
         op_base(&finish, /*deferred=*/true, which, std::forward<Args>(steps_args)...,
                 this->holder::value),
         handler_(std::move(handler)),
-        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))),
-        registry_(registry_of(work_.get_executor())) {}
+        work_(asio::make_work_guard(asio::get_associated_executor(handler_, asio::system_executor()))) {}
 
   struct canceller {
     op_base* op;
@@ -216,8 +220,15 @@ class asio_operation final : private held<typename Kind::state>,
     step_fn fn_;
   };
 
-  void queue(typename queued_step::step_fn fn) noexcept {
-    asio::post(work_.get_executor(), queued_step(this, fn));
+  // A step finished by a claimer (another thread, or a coroutine that may
+  // go on to block) is posted, so any thread of the executor may run it; one
+  // finished at initiation is deferred (a continuation of the caller).
+  void queue(typename queued_step::step_fn fn, bool continuation = false) noexcept {
+    if (continuation) {
+      asio::defer(work_.get_executor(), queued_step(this, fn));
+    } else {
+      asio::post(work_.get_executor(), queued_step(this, fn));
+    }
   }
 
   // The claim's callback (the operation is deferred): carry on on the
@@ -261,7 +272,9 @@ class asio_operation final : private held<typename Kind::state>,
 
   Handler handler_;
   asio::executor_work_guard<executor_type> work_;
-  pending_operations* registry_;  // null: the context lives as long as the program
+  // Set once pending (a finished-at-once operation never needs it); null:
+  // the context lives as long as the program.
+  pending_operations* registry_ = nullptr;
 };
 
 // What each kind of operation holds and yields.
