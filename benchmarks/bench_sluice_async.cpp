@@ -10,11 +10,19 @@
 //   sluice-coro-core  the core awaitables, no token: a minimal
 //                     fire-and-forget task type written here, started by
 //                     posting it to the same io_context, awaiting
-//                     `rx.async_recv(where)` / `tx.async_send(v, where)` with
-//                     where = sluice::resume_on(post to the io_context), so
-//                     a coroutine that suspended resumes on the io_context's
-//                     threads. (The default, inline resumption on the
-//                     completing thread, was measured too: see README.md.)
+//                     `rx.async_recv(where)` / `tx.async_send(v, where)`.
+//                     `--resume` picks `where` (the resumption policy):
+//                       defer   (default) sluice::resume_on(asio::defer to
+//                               the io_context): the woken coroutine is a
+//                               continuation of the one that woke it and
+//                               runs next on that thread, once it suspends
+//                               (Go's runnext); from a thread outside the
+//                               io_context it is a post;
+//                       post    sluice::resume_on(asio::post): the woken
+//                               coroutine goes to whichever io_context
+//                               thread is free;
+//                       inline  no resume_on: the library's default, on the
+//                               completing thread at once.
 //
 // Plus the mixed rows: producers are OS threads calling the blocking
 // send(), the consumer is a coroutine on the io_context. Same counts, checks
@@ -231,27 +239,62 @@ using executor = asio::io_context::executor_type;
 void start(const executor& ex, task t) { asio::post(ex, t.handle); }
 
 // The scheduler of resume_on: a coroutine whose operation completes later
-// resumes on the io_context, like an asio::awaitable.
-struct post_to {
+// resumes on the io_context, like an asio::awaitable; as a continuation of
+// the current handler (defer) or as new work (post).
+struct io_scheduler {
   executor ex;
-  void operator()(std::coroutine_handle<> h) const { asio::post(ex, h); }
+  bool continuation;
+  void operator()(std::coroutine_handle<> h) const {
+    if (continuation) {
+      asio::defer(ex, h);
+    } else {
+      asio::post(ex, h);
+    }
+  }
 };
-using where_t = sluice::resume_on_t<post_to>;
+using where_t = sluice::resume_on_t<io_scheduler>;
+struct resume_inline_t {};  // no resume_on: the library's default
 
-// co_await send_on(tx, v, where): an unbounded sender never suspends, so its
-// async_send has no resume_on form.
-template <class T>
-auto send_on(const sluice::sync_sender<T>& tx, T v, const where_t& where) {
-  return tx.async_send(std::move(v), where);
+enum class resume_policy { defer, post, inline_ };
+resume_policy policy = resume_policy::defer;  // --resume defer|post|inline
+
+// Calls run(where) with the `where` of the chosen policy.
+template <class Run>
+void with_policy(const executor& ex, Run run) {
+  if (policy == resume_policy::inline_) {
+    run(resume_inline_t{});
+  } else {
+    run(sluice::resume_on(io_scheduler{ex, policy == resume_policy::defer}));
+  }
 }
-template <class T>
-auto send_on(const sluice::sender<T>& tx, T v, const where_t&) {
+
+// co_await recv_on(rx, where) / send_on(tx, v, where): the operation with
+// `where`, or without it for the inline policy. An unbounded sender never
+// suspends, so its async_send has no resume_on form.
+template <class Rx, class Where>
+auto recv_on(Rx& rx, const Where& where) {
+  if constexpr (std::is_same_v<Where, resume_inline_t>) {
+    return rx.async_recv();
+  } else {
+    return rx.async_recv(where);
+  }
+}
+template <class T, class Where>
+auto send_on(const sluice::sync_sender<T>& tx, T v, const Where& where) {
+  if constexpr (std::is_same_v<Where, resume_inline_t>) {
+    return tx.async_send(std::move(v));
+  } else {
+    return tx.async_send(std::move(v), where);
+  }
+}
+template <class T, class Where>
+auto send_on(const sluice::sender<T>& tx, T v, const Where&) {
   return tx.async_send(std::move(v));
 }
 
 using work_t = std::optional<asio::executor_work_guard<executor>>;
 
-// Runs the task made by make_main(executor, work) on a 2-thread io_context
+// Runs the task made by make_main(executor, work, where) on a 2-thread io_context
 // and waits until every task has finished. The main task ends `work` when
 // it is done: a coroutine suspended in a sluice operation is no work for the
 // io_context (and in the mixed rows the producers are not on it).
@@ -259,15 +302,16 @@ template <class MakeMain>
 void run_tasks(MakeMain make_main) {
   asio::io_context ctx(2);
   work_t work(asio::make_work_guard(ctx));
-  start(ctx.get_executor(), make_main(ctx.get_executor(), work));
+  const executor ex = ctx.get_executor();
+  with_policy(ex, [&](auto where) { start(ex, make_main(ex, work, where)); });
   std::jthread second([&] { ctx.run(); });
   ctx.run();
   second.join();
   if (live_tasks.load() != 0) bench::check_failed(core_peer, "a coroutine never finished");
 }
 
-template <class Tx, class T>
-task core_producer(Tx tx, std::size_t per, where_t where) {
+template <class Tx, class T, class Where>
+task core_producer(Tx tx, std::size_t per, Where where) {
   for (std::size_t i = 0; i < per; ++i) {
     T v(i);  // its own statement (GCC 12, see sender.hpp)
     auto sent = co_await send_on(tx, std::move(v), where);
@@ -275,19 +319,18 @@ task core_producer(Tx tx, std::size_t per, where_t where) {
   }
 }
 
-template <class T, class Make>
-task core_mpsc_main(executor ex, work_t& work, Make make, std::size_t producers, std::size_t n,
-                    double& ns) {
-  const where_t where = sluice::resume_on(post_to{ex});
+template <class T, class Make, class Where>
+task core_mpsc_main(executor ex, work_t& work, Where where, Make make, std::size_t producers,
+                    std::size_t n, double& ns) {
   const auto t0 = bench::clk::now();  // creation is timed too
   auto ch = make();
   const std::size_t per = n / producers;
   for (std::size_t p = 0; p < producers; ++p) {
-    start(ex, core_producer<decltype(ch.first), T>(ch.first, per, where));
+    start(ex, core_producer<decltype(ch.first), T, Where>(ch.first, per, where));
   }
   std::size_t sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    auto r = co_await ch.second.async_recv(where);
+    auto r = co_await recv_on(ch.second, where);
     if (!r) bench::check_failed(core_peer, "mpsc receive failed");
     sum += bench::value_of(*r);
   }
@@ -303,33 +346,34 @@ double core_mpsc(const bench::config& c, bench::flavor f, std::size_t producers)
   const std::size_t n = bench::count_for(c, f) / producers * producers;
   return with_flavor<T>(f, c, [&](auto make) {
     double ns = 0;
-    run_tasks([&](const executor& ex, work_t& work) {
-      return core_mpsc_main<T>(ex, work, make, producers, n, ns);
+    run_tasks([&](const executor& ex, work_t& work, auto where) {
+      return core_mpsc_main<T>(ex, work, where, make, producers, n, ns);
     });
     return ns;
   });
 }
 
+template <class Where>
 task core_echo(sluice::receiver<std::size_t> rx, sluice::sync_sender<std::size_t> tx,
-               std::size_t n, where_t where) {
+               std::size_t n, Where where) {
   for (std::size_t i = 0; i < n; ++i) {
-    auto v = co_await rx.async_recv(where);
+    auto v = co_await recv_on(rx, where);
     if (!v) bench::check_failed(core_peer, "ping-pong echo receive failed");
-    auto sent = co_await tx.async_send(*v, where);
+    auto sent = co_await send_on(tx, *v, where);
     if (!sent) bench::check_failed(core_peer, "ping-pong echo send failed");
   }
 }
 
-task core_ping(executor ex, work_t& work, std::size_t bound, std::size_t n,
+template <class Where>
+task core_ping(executor ex, work_t& work, Where where, std::size_t bound, std::size_t n,
                std::vector<double>& rtt) {
-  const where_t where = sluice::resume_on(post_to{ex});
   auto a = sluice::sync_channel<std::size_t>(bound);
   auto b = sluice::sync_channel<std::size_t>(bound);
   start(ex, core_echo(std::move(a.second), b.first, n, where));
   for (std::size_t i = 0; i < n; ++i) {
     const auto t0 = bench::clk::now();
-    auto sent = co_await a.first.async_send(std::size_t{i}, where);
-    auto echoed = co_await b.second.async_recv(where);
+    auto sent = co_await send_on(a.first, std::size_t{i}, where);
+    auto echoed = co_await recv_on(b.second, where);
     rtt[i] = bench::ns_since(t0);
     if (!sent || !echoed || *echoed != i) {
       bench::check_failed(core_peer, "ping-pong echoed a wrong value");
@@ -340,16 +384,15 @@ task core_ping(executor ex, work_t& work, std::size_t bound, std::size_t n,
 
 std::vector<double> core_ping_pong(const bench::config& c, bench::flavor f) {
   std::vector<double> rtt(c.latency_round_trips);
-  run_tasks([&](const executor& ex, work_t& work) {
-    return core_ping(ex, work, capacity_of(f, c), c.latency_round_trips, rtt);
+  run_tasks([&](const executor& ex, work_t& work, auto where) {
+    return core_ping(ex, work, where, capacity_of(f, c), c.latency_round_trips, rtt);
   });
   std::sort(rtt.begin(), rtt.end());
   return rtt;
 }
 
-template <class Make>
-task core_seq_main(executor ex, work_t& work, Make make, std::size_t n, double& ns) {
-  const where_t where = sluice::resume_on(post_to{ex});
+template <class Make, class Where>
+task core_seq_main(work_t& work, Where where, Make make, std::size_t n, double& ns) {
   const auto t0 = bench::clk::now();  // creation is timed too
   auto ch = make();
   bool ok = true;
@@ -358,7 +401,7 @@ task core_seq_main(executor ex, work_t& work, Make make, std::size_t n, double& 
     ok &= sent.has_value();
   }
   for (std::size_t i = 0; i < n; ++i) {
-    auto r = co_await ch.second.async_recv(where);
+    auto r = co_await recv_on(ch.second, where);
     ok &= r.has_value() && *r == i;
   }
   ns = bench::ns_since(t0) / static_cast<double>(n);
@@ -370,17 +413,18 @@ double core_seq(const bench::config& c, bench::flavor f) {
   const std::size_t n = bench::count_for(c, f);
   return with_flavor<std::size_t>(f, c, [&](auto make) {
     double ns = 0;
-    run_tasks([&](const executor& ex, work_t& work) { return core_seq_main(ex, work, make, n, ns); });
+    run_tasks([&](const executor&, work_t& work, auto where) {
+      return core_seq_main(work, where, make, n, ns);
+    });
     return ns;
   });
 }
 
 // mixed: OS threads call the blocking send(); the consumer task awaits
-// async_recv(resume_on(post to the io_context)).
-template <class Make>
-task core_mixed_main(executor ex, work_t& work, Make make, std::size_t producers, std::size_t n,
+// recv_on(rx, where) (the --resume policy).
+template <class Make, class Where>
+task core_mixed_main(work_t& work, Where where, Make make, std::size_t producers, std::size_t n,
                      std::vector<std::jthread>& threads, double& ns) {
-  const where_t where = sluice::resume_on(post_to{ex});
   const auto t0 = bench::clk::now();  // creation and thread start are timed too
   auto ch = make();
   const std::size_t per = n / producers;
@@ -393,7 +437,7 @@ task core_mixed_main(executor ex, work_t& work, Make make, std::size_t producers
   }
   std::size_t sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    auto r = co_await ch.second.async_recv(where);
+    auto r = co_await recv_on(ch.second, where);
     if (!r) bench::check_failed(core_peer, "mixed receive failed");
     sum += *r;
   }
@@ -409,8 +453,8 @@ double core_mixed(const bench::config& c, bench::flavor f, std::size_t producers
   return with_flavor<std::size_t>(f, c, [&](auto make) {
     double ns = 0;
     std::vector<std::jthread> threads;  // joined after the io_context stopped
-    run_tasks([&](const executor& ex, work_t& work) {
-      return core_mixed_main(ex, work, make, producers, n, threads, ns);
+    run_tasks([&](const executor&, work_t& work, auto where) {
+      return core_mixed_main(work, where, make, producers, n, threads, ns);
     });
     return ns;
   });
@@ -504,6 +548,21 @@ void run_all(const bench::config& c, bool pinned_only) {
 
 int main(int argc, char** argv) {
   const bench::config c = bench::parse(argc, argv);
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--resume") != 0) continue;
+    const std::string p = argv[i + 1];
+    if (p == "defer") {
+      policy = resume_policy::defer;
+    } else if (p == "post") {
+      policy = resume_policy::post;
+    } else if (p == "inline") {
+      policy = resume_policy::inline_;
+    } else {
+      std::fprintf(stderr, "bench_sluice_async: --resume takes defer, post or inline, not %s\n",
+                   p.c_str());
+      return 2;
+    }
+  }
   const bool pinned = std::find_if(argv + 1, argv + argc, [](const char* a) {
                         return std::strcmp(a, "--pinned") == 0;
                       }) != argv + argc;
