@@ -23,6 +23,7 @@
 //                               thread is free;
 //                       inline  no resume_on: the library's default, on the
 //                               completing thread at once.
+//                     `--peer sluice-coro-core` runs only these rows.
 //
 // Plus the mixed rows: producers are OS threads calling the blocking
 // send(), the consumer is a coroutine on the io_context. Same counts, checks
@@ -519,15 +520,19 @@ void peer_rows(const bench::config& c, const char* peer, bool pinned_only, Seq s
   });
 }
 
+// --peer NAME: run only that peer's rows (sluice-coro or sluice-coro-core).
+std::string only_peer;
+bool peer_wanted(const char* peer) { return only_peer.empty() || only_peer == peer; }
+
 void run_all(const bench::config& c, bool pinned_only) {
   // mpsc(config, flavor, producers, std::type_identity<message type>)
-  peer_rows(
+  if (peer_wanted(token_peer)) peer_rows(
       c, token_peer, pinned_only, token_seq,
       []<class T>(const bench::config& cc, bench::flavor f, std::size_t p, std::type_identity<T>) {
         return token_mpsc<T>(cc, f, p);
       },
       token_ping_pong);
-  peer_rows(
+  if (peer_wanted(core_peer)) peer_rows(
       c, core_peer, pinned_only, core_seq,
       []<class T>(const bench::config& cc, bench::flavor f, std::size_t p, std::type_identity<T>) {
         return core_mpsc<T>(cc, f, p);
@@ -537,10 +542,14 @@ void run_all(const bench::config& c, bool pinned_only) {
   for (bench::flavor f : {bench::flavor::unbounded, bench::flavor::bounded0,
                           bench::flavor::bounded1, bench::flavor::boundedN}) {
     const char* fl = bench::flavor_name(f);
-    bench::repeat(c, token_peer, "mixed_spsc", fl, "ns/msg", [&] { return token_mixed(c, f, 1); });
-    bench::repeat(c, token_peer, "mixed_mpsc", fl, "ns/msg", [&] { return token_mixed(c, f, 4); });
-    bench::repeat(c, core_peer, "mixed_spsc", fl, "ns/msg", [&] { return core_mixed(c, f, 1); });
-    bench::repeat(c, core_peer, "mixed_mpsc", fl, "ns/msg", [&] { return core_mixed(c, f, 4); });
+    if (peer_wanted(token_peer)) {
+      bench::repeat(c, token_peer, "mixed_spsc", fl, "ns/msg", [&] { return token_mixed(c, f, 1); });
+      bench::repeat(c, token_peer, "mixed_mpsc", fl, "ns/msg", [&] { return token_mixed(c, f, 4); });
+    }
+    if (peer_wanted(core_peer)) {
+      bench::repeat(c, core_peer, "mixed_spsc", fl, "ns/msg", [&] { return core_mixed(c, f, 1); });
+      bench::repeat(c, core_peer, "mixed_mpsc", fl, "ns/msg", [&] { return core_mixed(c, f, 4); });
+    }
   }
 }
 
@@ -549,6 +558,14 @@ void run_all(const bench::config& c, bool pinned_only) {
 int main(int argc, char** argv) {
   const bench::config c = bench::parse(argc, argv);
   for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--peer") == 0) {
+      only_peer = argv[i + 1];
+      if (!peer_wanted(token_peer) && !peer_wanted(core_peer)) {
+        std::fprintf(stderr, "bench_sluice_async: --peer takes %s or %s, not %s\n", token_peer,
+                     core_peer, argv[i + 1]);
+        return 2;
+      }
+    }
     if (std::strcmp(argv[i], "--resume") != 0) continue;
     const std::string p = argv[i + 1];
     if (p == "defer") {
