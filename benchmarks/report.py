@@ -215,7 +215,8 @@ def main():
               "and Asio runs C++20 coroutines on a 2-thread io_context (their natural use; both are "
               "user-space schedulers, so their hand-offs avoid the kernel), as do sluice-coro "
               "(asio::awaitable, use_awaitable tokens) and sluice-coro-core (the core awaitables, "
-              "resume_on posting to the io_context); sluice, Rust std, moodycamel and the mutex "
+              "resume_on with asio::defer to the io_context: a woken coroutine runs next on the "
+              "thread that woke it, as Go's runnext); sluice, Rust std, moodycamel and the mutex "
               "baseline run OS threads. mixed rows: OS-thread producers (blocking send), one "
               "coroutine consumer on the io_context. Ping-pong p50/p99: round-trip percentiles "
               "within a run, median over runs. select rows: pending until sluice has select.")
