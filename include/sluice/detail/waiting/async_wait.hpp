@@ -212,8 +212,8 @@ class async_operation : public waiter {
     }
   }
 
+  wait_entry entry_{.w = this};  // right after the waiter: what a claimer touches
   Steps steps_;
-  wait_entry entry_{.w = this};
   finish_fn finish_;
   bool deferred_;
   std::atomic<bool> cancel_requested_{false};
