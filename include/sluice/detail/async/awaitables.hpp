@@ -81,14 +81,10 @@ class awaitable_operation : public async_operation<Steps> {
   // again. If a claimer is completing it at that very moment, nothing safe
   // is left to do: stop with a message rather than corrupt memory.
   ~awaitable_operation() {
+    // Inline and short: every co_await destroys one of these, most of them
+    // finished without suspending.
     on_stop_.reset();  // no cancellation from now on
-    if (suspended_ && !this->abandon()) {
-      std::fputs(
-          "sluice: a coroutine was destroyed while its channel operation was completing; "
-          "cancel it (stop token) and let it resume before destroying it\n",
-          stderr);
-      std::abort();
-    }
+    if (suspended_) [[unlikely]] abandon_or_abort();
   }
 
   bool await_ready() noexcept { return this->try_now(); }
@@ -123,6 +119,15 @@ class awaitable_operation : public async_operation<Steps> {
     base* op;
     void operator()() const noexcept { op->cancel(); }
   };
+
+  [[gnu::noinline, gnu::cold]] void abandon_or_abort() noexcept {
+    if (this->abandon()) return;
+    std::fputs(
+        "sluice: a coroutine was destroyed while its channel operation was completing; "
+        "cancel it (stop token) and let it resume before destroying it\n",
+        stderr);
+    std::abort();
+  }
 
   static void finish(base& op) noexcept {
     auto& self = static_cast<awaitable_operation&>(op);
@@ -183,8 +188,13 @@ class recv_awaitable : private held<std::expected<T, E>>,
 
   result_type await_resume() {
     this->rethrow_if_failed();
-    if (this->cancelled()) this->holder::value.error() = if_cancelled_;
-    return std::move(this->holder::value);
+    result_type& r = this->holder::value;
+    // Rebuilt member by member rather than copied whole: the attempt just
+    // wrote them one by one, and a wide copy of the whole object would
+    // wait for those stores to reach the cache (a store-forwarding stall,
+    // a third of an immediate receive's overhead).
+    if (r.has_value()) return result_type(std::in_place, std::move(*r));
+    return result_type(std::unexpect, this->cancelled() ? if_cancelled_ : r.error());
   }
 
  private:
