@@ -44,24 +44,26 @@ struct cancel_thread_wait {
 // Drives `st` on the calling thread until it finishes, `d` passes or `stop`
 // is requested. Precondition: the caller's own first attempt failed (steps
 // that spin), or was not made (steps that do not: their enlist() attempts
-// under its lock). Kept out of line so that the callers' fast paths stay
-// small.
+// under its lock). Steps that spin attempt again at once, before the first
+// pause: by then a peer has often made the room or the message (measured:
+// the unbounded streaming rows, 0.67-0.92x the time of pausing first).
+// Kept out of line so that the callers' fast paths stay small.
 template <class Steps>
 [[gnu::noinline]] wait_result wait_on(Steps& st, const deadline& d,
                                       const std::stop_token& stop = {}) {
   if (st.spins()) {
     backoff bo;
     for (;;) {
+      if (st.attempt()) {
+        bo.wait_ended_unparked();
+        return wait_result::done;
+      }
       if (bo.is_completed()) break;
       if (bo.is_spin_completed()) {
         if (stop.stop_requested()) return wait_result::cancelled;
         if (d.has_passed()) return wait_result::timeout;
       }
       bo.snooze();
-      if (st.attempt()) {
-        bo.wait_ended_unparked();
-        return wait_result::done;
-      }
     }
   }
 
