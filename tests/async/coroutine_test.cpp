@@ -14,6 +14,7 @@
 #include "../support/coro_task.hpp"
 #include "../support/counted.hpp"
 #include "../support/flavors.hpp"
+#include "../support/stop_board.hpp"
 
 #include <sluice/sluice.hpp>
 
@@ -44,6 +45,7 @@ using sluice_test::leak_check;
 using sluice_test::manual_scheduler;
 using sluice_test::observed;
 using sluice_test::scaled;
+using sluice_test::stop_board;
 using sluice_test::task;
 using sluice_test::task_group;
 using sluice_test::thread_pool;
@@ -1237,33 +1239,6 @@ TYPED_TEST(coroutine, stop_requested_before_the_await) {
 
 namespace {
 
-// One stop source per in-flight operation, where a stopper thread can find
-// it. Operations register a fresh source before each await; the stopper
-// copies one out under the lock and requests the stop outside it (the
-// request may resume the coroutine inline, which then registers again).
-class stop_board {
- public:
-  explicit stop_board(std::size_t slots) : slots_(slots) {}
-  std::stop_token fresh(std::size_t slot) {
-    std::stop_source s;
-    std::lock_guard g(m_);
-    slots_[slot] = s;
-    return s.get_token();
-  }
-  void stop_one(std::size_t slot) {
-    std::stop_source s;
-    {
-      std::lock_guard g(m_);
-      s = slots_[slot];
-    }
-    s.request_stop();
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
-
- private:
-  std::mutex m_;
-  std::vector<std::stop_source> slots_;
-};
 
 // Exactly-once accounting of every value of a storm.
 class ledger {

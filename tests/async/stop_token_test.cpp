@@ -16,6 +16,7 @@
 #include "../support/coro_task.hpp"
 #include "../support/counted.hpp"
 #include "../support/flavors.hpp"
+#include "../support/stop_board.hpp"
 
 #include <sluice/sluice.hpp>
 
@@ -41,6 +42,7 @@ using namespace std::chrono_literals;
 using sluice_test::counted;
 using sluice_test::leak_check;
 using sluice_test::scaled;
+using sluice_test::stop_board;
 using sluice_test::task;
 using sluice_test::task_group;
 using steady = std::chrono::steady_clock;
@@ -754,35 +756,6 @@ TYPED_TEST(stop_overloads, stop_racing_a_recv_that_frees_a_blocked_send) {
     EXPECT_EQ(leaks.leaked(), 0);
   }
 }
-
-namespace {
-
-// One stop source per in-flight operation (see coroutine_test.cpp's storm).
-class stop_board {
- public:
-  explicit stop_board(std::size_t slots) : slots_(slots) {}
-  std::stop_token fresh(std::size_t slot) {
-    std::stop_source s;
-    std::lock_guard g(m_);
-    slots_[slot] = s;
-    return s.get_token();
-  }
-  void stop_one(std::size_t slot) {
-    std::stop_source s;
-    {
-      std::lock_guard g(m_);
-      s = slots_[slot];
-    }
-    s.request_stop();
-  }
-  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
-
- private:
-  std::mutex m_;
-  std::vector<std::stop_source> slots_;
-};
-
-}  // namespace
 
 // Producer threads (send(v, stop) where the flavor has it) and a consumer
 // thread (recv(stop), retried when cancelled), every operation with its own
