@@ -557,7 +557,14 @@ void run_all(const bench::config& c, bool pinned_only) {
 
 int main(int argc, char** argv) {
   const bench::config c = bench::parse(argc, argv);
-  for (int i = 1; i + 1 < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
+    const bool takes_value =
+        std::strcmp(argv[i], "--peer") == 0 || std::strcmp(argv[i], "--resume") == 0;
+    if (takes_value && i + 1 == argc) {
+      std::fprintf(stderr, "bench_sluice_async: %s needs a value\n", argv[i]);
+      return 2;
+    }
+    if (!takes_value) continue;
     if (std::strcmp(argv[i], "--peer") == 0) {
       only_peer = argv[i + 1];
       if (!peer_wanted(token_peer) && !peer_wanted(core_peer)) {

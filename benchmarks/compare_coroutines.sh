@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-7}
+[[ $rounds =~ ^[0-9]+$ ]] || { echo "usage: $0 [ROUNDS] [ROW ...]" >&2; exit 2; }
 shift || true
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(spsc mpsc pingpong seq)
@@ -22,19 +23,29 @@ bin=build/release/benchmarks
 GOCACHE="$PWD/$out/gocache" GOPATH="$PWD/$out/gopath" GO111MODULE=off GOFLAGS= \
   go build -o "$out/bench_go" benchmarks/go/bench.go
 csv="$out/coroutines.csv"
+log="$out/coroutines.log"  # the programs' progress and any CHECK FAILED
 : > "$csv"
+: > "$log"
+run() {  # run LABEL COMMAND...: appends COMMAND's CSV lines, labelled, to $csv
+  local label=$1
+  shift
+  if ! timeout --signal=KILL 600 "$@" 2>>"$log" | sed "s/^/$label,/" >> "$csv"; then
+    echo "!! $label failed or timed out (see $log)" >&2
+    exit 1
+  fi
+}
 for ((i = 0; i < rounds; i++)); do
   echo "== round $((i + 1)) of $rounds" >&2
   for row in "${rows[@]}"; do
-    "$out/bench_go" --only "$row" | sed 's/^/go,/' >> "$csv"
-    "$bin/bench_asio" --only "$row" | sed 's/^/asio,/' >> "$csv"
-    "$bin/bench_sluice_async" --peer sluice-coro --only "$row" | sed 's/^/sluice-coro,/' >> "$csv"
+    run go "$out/bench_go" --only "$row"
+    run asio "$bin/bench_asio" --only "$row"
+    run sluice-coro "$bin/bench_sluice_async" --peer sluice-coro --only "$row"
     for policy in defer post inline; do
-      "$bin/bench_sluice_async" --peer sluice-coro-core --resume "$policy" --only "$row" |
-        sed "s/^/core-$policy,/" >> "$csv"
+      run "core-$policy" "$bin/bench_sluice_async" --peer sluice-coro-core --resume "$policy" \
+        --only "$row"
     done
   done
-done 2>/dev/null
+done
 python3 - "$csv" <<'PY'
 import collections, csv, statistics, sys
 cells = collections.defaultdict(list)

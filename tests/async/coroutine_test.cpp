@@ -1239,7 +1239,6 @@ TYPED_TEST(coroutine, stop_requested_before_the_await) {
 
 namespace {
 
-
 // Exactly-once accounting of every value of a storm.
 class ledger {
  public:

@@ -212,7 +212,7 @@ class async_operation : public waiter {
     }
   }
 
-  wait_entry entry_{.w = this};  // right after the waiter: what a claimer touches
+  wait_entry entry_{.w = this};  // next to the waiter: a claimer touches both
   Steps steps_;
   finish_fn finish_;
   bool deferred_;

@@ -29,8 +29,9 @@
 
 namespace sluice::detail {
 
-// 40 bytes: with its waiter (24) it fills one cache line (see wait_on and
-// async_operation), so a claimer touches one line of the waiting side.
+// 40 bytes on 64-bit targets: with its waiter (24) it fills one cache line
+// on a thread's stack (see wait_on), so a claimer touches one line of the
+// waiting side; in an async operation the two are adjacent.
 struct wait_entry {
   waiter* w = nullptr;
   void* packet = nullptr;  // rendezvous hand-off slot, owned by the waiter
