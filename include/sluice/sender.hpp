@@ -17,6 +17,7 @@
 #include <sluice/error.hpp>
 #include <sluice/resume_on.hpp>
 #include <sluice/sendable.hpp>
+#include <sluice/weak_sender.hpp>
 
 #include <chrono>
 #include <expected>
@@ -92,6 +93,14 @@ class sender_handle : public handle<Flavors...> {
  protected:
   sender_handle() noexcept = default;
   explicit sender_handle(typename base::ref_type ref) noexcept : base(ref) {}
+
+  // downgrade()'s body: a weak handle of kind Weak (empty if this one is).
+  template <class Weak>
+  Weak make_weak() const noexcept {
+    if (this->ref_.empty()) return Weak();
+    this->ref_.visit([](auto& c) { c.acquire_weak(); });
+    return handle_access::adopt<Weak>(this->ref_);
+  }
 
  private:
   // The awaitable types are named inside the functions only (deduced return
@@ -173,9 +182,19 @@ class sender : public detail::sender_handle<detail::list_channel<T>> {
         *this, std::move(value), std::forward<Token>(token));
   }
 
+  /// sender::downgrade - a weak handle to this channel's sending side. It does
+  /// not keep the channel open (when the last sender goes, the receiver sees
+  /// the disconnection); its upgrade() gives a sender back while another one
+  /// exists and the receiver is neither gone nor closed. Empty if this handle
+  /// is.
+  [[nodiscard]] weak_sender<T> downgrade() const noexcept {
+    return this->template make_weak<weak_sender<T>>();
+  }
+
   friend void swap(sender& a, sender& b) noexcept { a.swap(b); }
 
  private:
+  friend struct detail::handle_access;
   template <sendable U>
   friend auto channel();
   explicit sender(typename base::ref_type ref) noexcept : base(ref) {}
@@ -313,9 +332,19 @@ class sync_sender
         *this, std::move(value), std::forward<Token>(token));
   }
 
+  /// sync_sender::downgrade - a weak handle to this channel's sending side. It does
+  /// not keep the channel open (when the last sender goes, the receiver sees
+  /// the disconnection); its upgrade() gives a sender back while another one
+  /// exists and the receiver is neither gone nor closed. Empty if this handle
+  /// is.
+  [[nodiscard]] weak_sync_sender<T> downgrade() const noexcept {
+    return this->template make_weak<weak_sync_sender<T>>();
+  }
+
   friend void swap(sync_sender& a, sync_sender& b) noexcept { a.swap(b); }
 
  private:
+  friend struct detail::handle_access;
   // The awaitable type is named inside the function only (see make_closed).
   template <class Error, class R>
   auto make_send(R where, std::stop_token stop, T&& value) const {

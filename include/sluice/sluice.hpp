@@ -7,3 +7,4 @@
 #include <sluice/receiver.hpp>   // receiver<T>
 #include <sluice/sendable.hpp>   // the sendable concept
 #include <sluice/sender.hpp>     // sender<T>, sync_sender<T>
+#include <sluice/weak_sender.hpp> // weak_sender<T>, weak_sync_sender<T>

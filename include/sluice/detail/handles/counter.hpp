@@ -2,13 +2,18 @@
 // plus who still holds it. Handle counting and disconnection live here only.
 //
 // Invariants:
-// - `senders` counts live sender handles (copies included); the receiver is
-//   unique, so its presence needs no count.
+// - `senders` counts live (strong) sender handles, copies included; the
+//   receiver is unique, so its presence needs no count.
 // - The last sender to leave disconnects the sending side exactly once; the
 //   receiver leaving disconnects the receiving side (which also destroys the
 //   messages still queued) exactly once.
-// - Of the two sides, the second one to leave frees the allocation
-//   (`destroy` is exchanged by both; whoever reads true was second).
+// - `holders` keeps the allocation: one bit per side still present (the
+//   sending side while `senders` > 0, the receiver) plus 4 per weak sender
+//   handle. Whoever takes it to zero frees the allocation. A weak sender
+//   keeps the memory, never the channel open.
+// - `senders` never rises from zero: upgrade() increments it only from a
+//   non-zero value (compare-exchange), so a disconnected sending side stays
+//   disconnected.
 // - `receiving` names the receiving thread while a receiving operation runs, when
 //   SLUICE_CHECK_RECEIVER asks for the check (see receive_guard).
 #pragma once
@@ -38,6 +43,14 @@ class counter {
   [[nodiscard]] Channel& chan() noexcept { return chan_; }
   [[nodiscard]] const Channel& chan() const noexcept { return chan_; }
 
+  // GCC 12 may follow, after inlining, a handle's visit() into the branch of
+  // a flavor the handle does not hold, and warn that the count there lies
+  // outside the allocation; that branch never runs.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+
   // A new sender handle (copy). relaxed: the caller already holds a handle,
   // which keeps the count above zero, like std::shared_ptr's increment.
   void acquire_sender() noexcept {
@@ -49,19 +62,51 @@ class counter {
   void release_sender() noexcept {
     if (senders_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       chan_.disconnect_senders();
-      finish_side();
+      release_holder(sending_side);
     }
   }
 
   // The receiver goes away.
   void release_receiver() noexcept {
     chan_.disconnect_receivers();
-    finish_side();
+    release_holder(receiving_side);
   }
 
+  // A weak sender handle (downgrade, or a copy of one). relaxed: the caller
+  // holds a handle that keeps `holders` above zero.
+  void acquire_weak() noexcept {
+    if (holders_.fetch_add(weak_unit, std::memory_order_relaxed) > max_holders) std::abort();
+  }
+  void release_weak() noexcept { release_holder(weak_unit); }
+
+  // A strong sender made from a weak one: fails once every strong sender is
+  // gone (the count never rises from zero), or when the receiver is gone or
+  // closed. relaxed on success: the weak handle keeps the allocation, and the
+  // channel's own state, not this count, orders the messages.
+  [[nodiscard]] bool try_upgrade() noexcept {
+    std::size_t n = senders_.load(std::memory_order_relaxed);
+    do {
+      if (n == 0) return false;
+      if (n > max_senders) std::abort();
+    } while (!senders_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed,
+                                             std::memory_order_relaxed));
+    if (chan_.closed_for_senders()) {
+      release_sender();  // the new sender may be the last one: disconnects
+      return false;
+    }
+    return true;
+  }
+
+  // tokio's counts. relaxed: a snapshot, as shared_ptr::use_count().
   [[nodiscard]] std::size_t sender_count() const noexcept {
     return senders_.load(std::memory_order_relaxed);
   }
+  [[nodiscard]] std::size_t weak_count() const noexcept {
+    return holders_.load(std::memory_order_relaxed) / weak_unit;
+  }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
   // Marks the calling thread as receiving until the guard goes; a receive
   // by another thread meanwhile aborts with a message (with
@@ -102,9 +147,14 @@ class counter {
   // Guards against the count wrapping around (billions of leaked copies).
   static constexpr std::size_t max_senders = static_cast<std::size_t>(-1) / 2;
 
-  void finish_side() noexcept {
-    // acq_rel: the side that frees must see everything the other side did.
-    if (destroy_.exchange(true, std::memory_order_acq_rel)) delete this;
+  static constexpr std::size_t sending_side = 1;
+  static constexpr std::size_t receiving_side = 2;
+  static constexpr std::size_t weak_unit = 4;
+  static constexpr std::size_t max_holders = static_cast<std::size_t>(-1) / 2;
+
+  void release_holder(std::size_t unit) noexcept {
+    // acq_rel: whoever frees must see everything the other holders did.
+    if (holders_.fetch_sub(unit, std::memory_order_acq_rel) == unit) delete this;
   }
 
   // The channel comes first and lends its tail padding (no_unique_address):
@@ -113,7 +163,7 @@ class counter {
   // they would take a padded cache line of their own.
   [[no_unique_address]] Channel chan_;
   std::atomic<std::size_t> senders_{1};
-  std::atomic<bool> destroy_{false};
+  std::atomic<std::size_t> holders_{sending_side | receiving_side};
   std::atomic<const void*> receiving_{nullptr};  // the receiving thread; see receive_guard
 };
 

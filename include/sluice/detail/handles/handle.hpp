@@ -44,6 +44,17 @@ class handle {
   [[nodiscard]] bool is_disconnected() const noexcept {
     return ref_.empty() || ref_.visit([](auto& c) { return c.chan().is_disconnected(); });
   }
+  /// The number of (strong) sender handles of the channel: copies of the
+  /// sender, and senders made by upgrade(). 0 for an empty handle. A
+  /// snapshot: other threads may change it at once.
+  [[nodiscard]] std::size_t strong_count() const noexcept {
+    return ref_.empty() ? 0 : ref_.visit([](auto& c) { return c.sender_count(); });
+  }
+  /// The number of weak sender handles of the channel (see downgrade()).
+  /// 0 for an empty handle. A snapshot, as strong_count().
+  [[nodiscard]] std::size_t weak_count() const noexcept {
+    return ref_.empty() ? 0 : ref_.visit([](auto& c) { return c.weak_count(); });
+  }
   /// True when both handles are non-empty and refer to the same channel.
   template <class Other>
   [[nodiscard]] bool same_channel(const Other& other) const noexcept;
@@ -70,6 +81,12 @@ struct handle_access {
   template <class... Flavors>
   static const flavor_ref<Flavors...>& ref(const handle<Flavors...>& h) noexcept {
     return h.ref_;
+  }
+  // A handle of kind H over `ref`, adopting a count the caller already took
+  // (a sender made by upgrade(), a weak handle made by downgrade()).
+  template <class H, class Ref>
+  static H adopt(const Ref& ref) noexcept {
+    return H(ref);
   }
 };
 
