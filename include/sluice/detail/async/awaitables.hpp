@@ -22,9 +22,11 @@
 #include <sluice/detail/waiting/async_wait.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
+#include <sluice/error.hpp>
 #include <sluice/resume_on.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -263,6 +265,44 @@ class ready_awaitable {
 
  private:
   R r_;
+};
+
+// co_await rx.async_recv_many(out, limit): a receive awaitable (`Inner`,
+// which does the waiting), then `drain(message, limit)`, which appends the
+// message and what else is queued now and returns how many it appended.
+// Yields std::size_t, or std::expected<std::size_t, recv_timeout_error> for
+// the cancellable forms (`Cancellable`).
+template <class Inner, class Drain, bool Cancellable>
+class recv_many_awaitable {
+ public:
+  template <class Make>
+  recv_many_awaitable(Make make_inner, Drain drain, std::size_t limit)
+      : inner_(make_inner()), drain_(std::move(drain)), limit_(limit) {}
+
+  // limit 0: nothing to wait for (the inner operation is never started).
+  bool await_ready() noexcept { return limit_ == 0 || inner_.await_ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept { return inner_.await_suspend(h); }
+
+  auto await_resume() {
+    using result = std::conditional_t<Cancellable, std::expected<std::size_t, recv_timeout_error>,
+                                      std::size_t>;
+    if (limit_ == 0) return result(0);
+    auto first = inner_.await_resume();
+    if (!first) {
+      if constexpr (Cancellable) {
+        if (first.error() == recv_timeout_error::cancelled) {
+          return result(std::unexpect, recv_timeout_error::cancelled);
+        }
+      }
+      return result(0);  // disconnected and empty
+    }
+    return result(drain_(std::move(*first), limit_));
+  }
+
+ private:
+  Inner inner_;
+  Drain drain_;
+  std::size_t limit_;
 };
 
 }  // namespace sluice::detail

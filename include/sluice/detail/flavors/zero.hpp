@@ -294,6 +294,8 @@ class zero_channel {
   using closed_steps = detail::closed_steps<zero_channel>;
   [[nodiscard]] bool closed_for_senders() const noexcept { return is_disconnected(); }
   wait_queue& closed_watchers() noexcept { return closed_watchers_; }
+  // A message the receiver took and gives back (the next receive returns it).
+  receive_stash<T>& stash() noexcept { return stash_; }
 
   // --- queries: a rendezvous channel never holds a message ------------------------
 
