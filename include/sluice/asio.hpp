@@ -4,6 +4,7 @@
 //   auto r = co_await rx.async_recv(asio::use_awaitable);          // std::expected<T, recv_timeout_error>
 //   auto s = co_await tx.async_send(v, asio::use_awaitable);       // std::expected<void, send_timeout_error<T>>
 //   bool c = co_await tx.async_closed(asio::use_awaitable);        // true: the receiving side stopped
+//   auto v = co_await oneshot_rx.async_recv(asio::use_awaitable);  // the same forms on a oneshot
 //   rx.async_recv([](std::expected<T, sluice::recv_timeout_error> r) { ... });
 //   auto f = rx.async_recv(asio::use_future);
 //   co_await (rx.async_recv(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
@@ -360,7 +361,16 @@ struct completion_tokens_need_sluice_asio_hpp {
         token, &tx, std::move(value));
   }
 
-  // async_closed(token) on either sender
+  // oneshot_receiver<T>::async_recv(token)
+  template <class T, class Tok>
+  static auto recv(oneshot_receiver<T>& rx, Tok&& token) {
+    using result = std::expected<T, recv_timeout_error>;
+    return asio::async_initiate<Tok, void(result)>(
+        [](auto handler, oneshot_receiver<T>* r) { start_oneshot_recv(std::move(handler), *r); },
+        token, &rx);
+  }
+
+  // async_closed(token) on either sender, and on a oneshot_sender
   template <class Sender, class Tok>
   static auto closed(const Sender& tx, Tok&& token) {
     return asio::async_initiate<Tok, void(bool)>(
@@ -446,6 +456,39 @@ struct completion_tokens_need_sluice_asio_hpp {
   static void start_closed(Handler&& handler, const Sender& tx) {
     // The flavors this sender kind may hold, read off its reference type.
     start_closed_on(std::move(handler), handle_access::ref(tx));
+  }
+
+  // A oneshot's receive: the same operation on the oneshot's steps, which
+  // take the same (state, result, if_empty, if_disconnected) arguments.
+  template <class Handler, class T>
+  static void start_oneshot_recv(Handler&& handler, oneshot_receiver<T>& rx) {
+    using oneshot_steps =
+        recv_adapter<typename oneshot_state<T>::template recv_steps<recv_timeout_error>>;
+    using op = asio_operation<asio_recv_kind<T, any_steps<oneshot_steps, recv_no_channel>>,
+                              std::decay_t<Handler>>;
+    using state = std::expected<T, recv_timeout_error>;
+    oneshot_state<T>* st = oneshot_access::state(rx);
+    if (st == nullptr) {
+      op::start(std::move(handler), state(std::unexpect, recv_timeout_error::disconnected),
+                std::in_place_type<recv_no_channel>);
+      return;
+    }
+    op::start(std::move(handler), state(std::unexpect, recv_timeout_error::disconnected),
+              std::in_place_type<oneshot_steps>, *st);
+  }
+
+  template <class Handler, class T>
+  static void start_closed(Handler&& handler, const oneshot_sender<T>& tx) {
+    using oneshot_steps = stateless_steps<typename oneshot_state<T>::closed_steps>;
+    using kind = asio_closed_kind<any_steps<oneshot_steps, stateless_no_channel_steps>>;
+    using op = asio_operation<kind, std::decay_t<Handler>>;
+    oneshot_state<T>* st = oneshot_access::state(tx);
+    if (st == nullptr) {
+      op::start(std::move(handler), typename kind::state{},
+                std::in_place_type<stateless_no_channel_steps>);
+      return;
+    }
+    op::start(std::move(handler), typename kind::state{}, std::in_place_type<oneshot_steps>, *st);
   }
 
   template <class Handler, class... Flavors>
