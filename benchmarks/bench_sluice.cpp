@@ -7,6 +7,7 @@
 #include <sluice/sluice.hpp>
 
 #include <variant>
+#include <vector>
 
 struct sluice_peer {
   static constexpr const char* name = "sluice";
@@ -42,6 +43,13 @@ struct sluice_peer {
   template <class T>
   static T recv(sluice::receiver<T>& rx) {
     return *rx.recv();
+  }
+  // The batch rows (spsc_recv_many, mpsc_recv_many).
+  template <class T>
+  using rx_t = sluice::receiver<T>;
+  template <class T>
+  static std::size_t recv_many(sluice::receiver<T>& rx, std::vector<T>& out, std::size_t limit) {
+    return rx.recv_many(out, limit);
   }
 };
 

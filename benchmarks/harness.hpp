@@ -179,6 +179,39 @@ double mpsc(const config& c, flavor f, std::size_t producers) {
   return ns;
 }
 
+// mpsc, received in batches of up to `batch_limit` (a peer with a batch
+// receive: P::recv_many(rx, out, limit) appends to `out`, returns how many).
+// The same workload as mpsc(), so the two rows compare the receive loops.
+template <class P>
+double mpsc_batches(const config& c, flavor f, std::size_t producers) {
+  constexpr std::size_t batch_limit = 64;
+  const std::size_t n = count_for(c, f) / producers * producers;
+  const std::size_t per = n / producers;
+  std::size_t sum = 0;
+  std::vector<std::size_t> batch;
+  batch.reserve(batch_limit);
+  const auto t0 = clk::now();
+  auto [tx, rx] = P::template make<std::size_t>(f, c);
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t p = 0; p < producers; ++p) {
+      threads.emplace_back([&tx = tx, per] {
+        for (std::size_t i = 0; i < per; ++i) P::send(tx, std::size_t{i});
+      });
+    }
+    for (std::size_t got = 0; got < n;) {
+      batch.clear();
+      const std::size_t k = P::recv_many(rx, batch, batch_limit);
+      if (k == 0) check_failed(P::name, "recv_many returned nothing before the end");
+      for (std::size_t v : batch) sum += v;
+      got += k;
+    }
+  }
+  const double ns = ns_since(t0) / static_cast<double>(n);
+  if (sum != producers * (per * (per - 1) / 2)) check_failed(P::name, "batches: a wrong sum");
+  return ns;
+}
+
 // Ping-pong over two channels; returns the round-trip times in ns.
 template <class P>
 std::vector<double> ping_pong(const config& c, flavor f, bool pinned) {
@@ -240,6 +273,14 @@ void run_all(const config& c) {
     }
     repeat(c, P::name, "spsc", fl, "ns/msg", [&] { return mpsc<P>(c, f, 1); });
     repeat(c, P::name, "mpsc", fl, "ns/msg", [&] { return mpsc<P>(c, f, 4); });
+    if constexpr (requires(typename P::template rx_t<std::size_t>& rx, std::vector<std::size_t>& v) {
+                    P::recv_many(rx, v, std::size_t{1});
+                  }) {
+      if (f == flavor::unbounded || f == flavor::boundedN) {
+        repeat(c, P::name, "spsc_recv_many", fl, "ns/msg", [&] { return mpsc_batches<P>(c, f, 1); });
+        repeat(c, P::name, "mpsc_recv_many", fl, "ns/msg", [&] { return mpsc_batches<P>(c, f, 4); });
+      }
+    }
   }
   for (flavor f : {flavor::bounded0, flavor::bounded1}) {
     if (!P::supports(f)) continue;

@@ -314,12 +314,24 @@ class receiver
     return receiving([&](auto& chan) {
       append(chan, out, std::move(first));
       std::size_t n = 1;
-      while (n < limit) {
-        detail::recv_status status = detail::recv_status::empty;
-        auto r = chan.try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
-        if (!r) break;
-        append(chan, out, std::move(*r));
-        ++n;
+      if constexpr (requires { chan.pacer(); }) {
+        // A buffered flavor drains in one step (one notification of waiting
+        // senders for the batch: try_recv_batch).
+        auto sink = [&out](T&& v) { out.push_back(std::move(v)); };
+        const std::size_t more = chan.try_recv_batch(sink, limit - 1);
+        // Counted as the blocking receives they replace: the pacer then sees
+        // the real length of a run (receive_pacer.hpp), and lags a receiver
+        // that keeps catching up with a streaming sender.
+        chan.pacer().on_messages(more);  // recv() counted the first
+        n += more;
+      } else {
+        while (n < limit) {  // a rendezvous: the senders waiting now, one by one
+          detail::recv_status status = detail::recv_status::empty;
+          auto r = chan.try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
+          if (!r) break;
+          append(chan, out, std::move(*r));
+          ++n;
+        }
       }
       return n;
     });

@@ -243,6 +243,58 @@ class array_channel {
     return std::unexpected(status == recv_status::disconnected ? if_disconnected : if_empty);
   }
 
+  // Receives up to `max` messages without waiting, handing each to sink(T&&)
+  // (recv_many). Cheaper per message than try_recv: the head moves with
+  // plain release stores, and waiting senders are notified once for the
+  // batch, after a seq_cst fence that completes the Dekker pair with a sender
+  // that registered to wait for room and re-checks head (send_readiness).
+  // Stops at the first slot not written yet. A sink that throws: its message
+  // goes to the stash (the next receive returns it first), and the
+  // exception propagates after the senders are notified.
+  template <class Sink>
+  std::size_t try_recv_batch(Sink& sink, std::size_t max) {
+    std::size_t n = 0;
+    std::size_t freed = 0;
+    struct notify_on_exit {
+      array_channel& ch;
+      const std::size_t& freed;
+      ~notify_on_exit() {
+        if (freed == 0) return;
+        seq_cst_fence();
+        ch.senders_.notify_up_to(freed);
+      }
+    } notify{*this, freed};
+    if (max != 0 && head_.value.stash.holds()) [[unlikely]] {
+      ++n;
+      give_to(sink, head_.value.stash.take());
+    }
+    while (n < max) {
+      const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+      const std::size_t index = head & (mark_bit_ - 1);
+      slot* s = segment_of(index);
+      // acquire: pairs with the sender's release of the stamp.
+      if (s == nullptr || s[index & seg_mask()].stamp.load(std::memory_order_acquire) + index !=
+                              head + 1) {
+        break;
+      }
+      slot& sl = s[index & seg_mask()];
+      const std::size_t lap = head & ~(one_lap_ - 1);
+      // Head first (a receive re-entered from the message's own code reads
+      // the next slot). release: len() readers; senders are ordered by the
+      // fence before the notify.
+      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
+                            std::memory_order_release);
+      T msg = sl.msg.take();
+      // release: frees the slot for the next lap's sender only after the
+      // message left it.
+      sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+      ++freed;
+      ++n;
+      give_to(sink, std::move(msg));
+    }
+    return n;
+  }
+
   // Whether the slot at head holds a written message. Receiver only.
   // acquire by default: pairs with the sender's release of the stamp.
   [[nodiscard]] bool next_written(
@@ -336,6 +388,17 @@ class array_channel {
   }
 
  private:
+  // Hands `msg` to a batch's sink; if the sink throws, the message goes to
+  // the stash (returned first by the next receive) and the exception goes on.
+  template <class Sink>
+  void give_to(Sink& sink, T&& msg) {
+    try {
+      sink(std::move(msg));
+    } catch (...) {
+      head_.value.stash.put(std::move(msg));
+      throw;
+    }
+  }
 
   static std::size_t checked_cap(std::size_t cap) {
     // Positions need two spare high bits (mark bit and lap), and the slots

@@ -178,6 +178,28 @@ class list_channel {
     return result;
   }
 
+  // Receives up to `max` messages without waiting, handing each to sink(T&&)
+  // (recv_many). Stops at the first message not written yet. A sink that
+  // throws: its message goes to the stash (the next receive returns it
+  // first), and the exception propagates.
+  template <class Sink>
+  std::size_t try_recv_batch(Sink& sink, std::size_t max) {
+    std::size_t n = 0;
+    while (n < max) {
+      recv_status status = recv_status::empty;
+      auto r = try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
+      if (!r) break;
+      ++n;
+      try {
+        sink(std::move(*r));
+      } catch (...) {
+        head_.value.stash.put(std::move(*r));
+        throw;
+      }
+    }
+    return n;
+  }
+
   // Whether the slot at head holds a written message. Receiver only.
   // acquire by default: pairs with the first sender's release store of the
   // block, and with the writer's release store of `written`.

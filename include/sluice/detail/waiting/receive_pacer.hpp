@@ -25,6 +25,7 @@
 
 #include <sluice/detail/waiting/backoff.hpp>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace sluice::detail {
@@ -41,6 +42,11 @@ class receive_pacer {
   // run reached batch_run matters.)
   void on_message() noexcept {
     if (run_ < batch_run) ++run_;
+  }
+
+  // A batch receive (recv_many) took `n` messages: as n blocking receives.
+  void on_messages(std::size_t n) noexcept {
+    run_ = n >= batch_run - run_ ? batch_run : run_ + static_cast<std::uint32_t>(n);
   }
 
   // A blocking receive found the channel empty: lag first if lagging pays.

@@ -154,6 +154,16 @@ class wait_queue {
     c.wake();  // outside the lock: a futex wake is a system call, a callback is user code
   }
 
+  // Wakes up to `n` waiters, for progress that serves that many (a batch of
+  // receives that freed n slots). Same ordering contract as notify_one().
+  void notify_up_to(std::size_t n) noexcept {
+    for (; n > 0; --n) {
+      light_fence();
+      if (empty_.load(std::memory_order_seq_cst)) return;
+      notify_one();
+    }
+  }
+
   // Wakes every waiter registered now (for progress that serves them all,
   // such as a segment of slots becoming available). One at a time, each
   // woken outside the lock; waiters that register meanwhile re-check the
