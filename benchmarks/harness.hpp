@@ -179,6 +179,34 @@ double mpsc(const config& c, flavor f, std::size_t producers) {
   return ns;
 }
 
+// drain: one thread fills the channel, then receives everything; only the
+// receiving is timed, one recv() at a time or (`batches`) with recv_many in
+// batches of up to 64: what a batch saves on the receiving side alone.
+template <class P>
+double drain(const config& c, flavor f, bool batches) {
+  const std::size_t n = count_for(c, f);
+  auto [tx, rx] = P::template make<std::size_t>(f, c);
+  for (std::size_t i = 0; i < n; ++i) P::send(tx, std::size_t{i});
+  std::vector<std::size_t> batch;
+  batch.reserve(64);
+  bool in_order = true;
+  const auto t0 = clk::now();
+  if (batches) {
+    for (std::size_t got = 0; got < n;) {
+      batch.clear();
+      const std::size_t k = P::recv_many(rx, batch, 64);
+      if (k == 0) check_failed(P::name, "recv_many returned nothing before the end");
+      for (std::size_t j = 0; j < k; ++j) in_order &= batch[j] == got + j;
+      got += k;
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) in_order &= P::recv(rx) == i;
+  }
+  const double ns = ns_since(t0) / static_cast<double>(n);
+  if (!in_order) check_failed(P::name, "drain received messages out of order");
+  return ns;
+}
+
 // mpsc, received in batches of up to `batch_limit` (a peer with a batch
 // receive: P::recv_many(rx, out, limit) appends to `out`, returns how many).
 // The same workload as mpsc(), so the two rows compare the receive loops.
@@ -277,6 +305,8 @@ void run_all(const config& c) {
                     P::recv_many(rx, v, std::size_t{1});
                   }) {
       if (f == flavor::unbounded || f == flavor::boundedN) {
+        repeat(c, P::name, "drain", fl, "ns/msg", [&] { return drain<P>(c, f, false); });
+        repeat(c, P::name, "drain_recv_many", fl, "ns/msg", [&] { return drain<P>(c, f, true); });
         repeat(c, P::name, "spsc_recv_many", fl, "ns/msg", [&] { return mpsc_batches<P>(c, f, 1); });
         repeat(c, P::name, "mpsc_recv_many", fl, "ns/msg", [&] { return mpsc_batches<P>(c, f, 4); });
       }

@@ -31,14 +31,14 @@ PROGRAM = {"mutex+cv": "mutex", "sluice-coro-core": "sluice-coro"}
 FLAVORS = ["unbounded", "bounded0", "bounded1", "boundedN", "bounded1024"]
 ROWS = (["seq", "spsc", "mpsc", "select_rx", "select_both",
          "pingpong_p50", "pingpong_p99", "pingpong_pinned_p50", "pingpong_pinned_p99",
-         "spsc_recv_many", "mpsc_recv_many",
+         "drain", "drain_recv_many", "spsc_recv_many", "mpsc_recv_many",
          "mpsc_x1", "mpsc_x4", "mpsc_x16", "mpsc_x64",
          "payload_8B", "payload_64B", "payload_1KiB", "mixed_spsc", "mixed_mpsc",
          "mem_empty", "mem_idle_x100k", "mem_burst_peak", "mem_burst_after_drain"])
 
 # Why a peer has no number in a row it cannot express.
 WHY = {
-    "recv-many": "sluice's batch receive (recv_many, up to 64 at a time): compare it with sluice's spsc and mpsc rows, the same workload received one recv() at a time",
+    "recv-many": "sluice's batch receive (recv_many, up to 64 at a time): drain: a filled channel received one recv() at a time, only the receiving timed; drain_recv_many the same in batches of up to 64; spsc_recv_many and mpsc_recv_many compare with the spsc and mpsc rows, the same workloads received one recv() at a time",
     "moodycamel-bounded": "moodycamel::BlockingConcurrentQueue has no bound and no rendezvous: only its unbounded rows exist",
     "go-unbounded": "Go has no unbounded channel (a buffer as large as the message count would be a bounded(N) row)",
     "asio-unbounded": "Asio's concurrent_channel has no unbounded mode (its capacity is fixed at construction)",
@@ -104,7 +104,7 @@ def fmt(v, unit):
 
 
 def na_reason(peer, row, flavor, failures):
-    if row.endswith("_recv_many"):
+    if row.endswith("_recv_many") or row == "drain":
         return WHY["recv-many"]
     if row in SELECT:
         key = {"rust-std": "rust-select", "moodycamel": "moodycamel-select",

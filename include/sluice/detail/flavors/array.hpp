@@ -266,7 +266,8 @@ class array_channel {
     } notify{*this, freed};
     if (max != 0 && head_.value.stash.holds()) [[unlikely]] {
       ++n;
-      give_to(sink, head_.value.stash.take());
+      T msg = head_.value.stash.take();
+      head_.value.stash.hand_to(sink, std::move(msg));
     }
     while (n < max) {
       const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
@@ -290,7 +291,7 @@ class array_channel {
       sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
       ++freed;
       ++n;
-      give_to(sink, std::move(msg));
+      head_.value.stash.hand_to(sink, std::move(msg));
     }
     return n;
   }
@@ -388,17 +389,6 @@ class array_channel {
   }
 
  private:
-  // Hands `msg` to a batch's sink; if the sink throws, the message goes to
-  // the stash (returned first by the next receive) and the exception goes on.
-  template <class Sink>
-  void give_to(Sink& sink, T&& msg) {
-    try {
-      sink(std::move(msg));
-    } catch (...) {
-      head_.value.stash.put(std::move(msg));
-      throw;
-    }
-  }
 
   static std::size_t checked_cap(std::size_t cap) {
     // Positions need two spare high bits (mark bit and lap), and the slots

@@ -179,23 +179,53 @@ class list_channel {
   }
 
   // Receives up to `max` messages without waiting, handing each to sink(T&&)
-  // (recv_many). Stops at the first message not written yet. A sink that
-  // throws: its message goes to the stash (the next receive returns it
+  // (recv_many): try_recv_as's steps, with the tail read (and its fence)
+  // once per batch rather than once per message while the head block is the
+  // last one. A tail read earlier only stops the batch early: every position
+  // before it is reserved, and one not written yet ends the batch. A sink
+  // that throws: its message goes to the stash (the next receive returns it
   // first), and the exception propagates.
   template <class Sink>
   std::size_t try_recv_batch(Sink& sink, std::size_t max) {
     std::size_t n = 0;
-    while (n < max) {
-      recv_status status = recv_status::empty;
-      auto r = try_recv_as(try_recv_error::empty, try_recv_error::disconnected, status);
-      if (!r) break;
+    if (max != 0 && head_.value.stash.holds()) [[unlikely]] {
       ++n;
-      try {
-        sink(std::move(*r));
-      } catch (...) {
-        head_.value.stash.put(std::move(*r));
-        throw;
+      T msg = head_.value.stash.take();
+      head_.value.stash.hand_to(sink, std::move(msg));
+    }
+    std::size_t tail = 0;
+    bool tail_read = false;
+    while (n < max) {
+      const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
+      const std::size_t offset = (head >> shift) % lap;
+      std::size_t new_head = head + one;
+      if ((head & mark_bit) == 0) {
+        if (!tail_read) {
+          seq_cst_fence();  // as in try_recv_as
+          tail = tail_.value.index.load(std::memory_order_relaxed);
+          tail_read = true;
+        }
+        if ((head >> shift) == (tail >> shift)) break;
+        if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= mark_bit;
       }
+      // acquire: as in try_recv_as.
+      block* blk = head_.value.blk.load(std::memory_order_acquire);
+      if (blk == nullptr || !blk->slots[offset].written.load(std::memory_order_acquire)) break;
+      if (offset + 1 == block_cap) {
+        block* next = blk->next.load(std::memory_order_acquire);
+        std::size_t next_index = (new_head & ~mark_bit) + one;
+        if (next->next.load(std::memory_order_relaxed) != nullptr) next_index |= mark_bit;
+        head_.value.blk.store(next, std::memory_order_relaxed);
+        head_.value.index.store(next_index, std::memory_order_release);
+      } else {
+        head_.value.index.store(new_head, std::memory_order_release);
+      }
+      slot& sl = blk->slots[offset];
+      T msg = sl.msg.take();
+      sl.written.store(false, std::memory_order_relaxed);
+      if (offset + 1 == block_cap) recycle(blk);
+      ++n;
+      head_.value.stash.hand_to(sink, std::move(msg));
     }
     return n;
   }
@@ -453,6 +483,7 @@ class list_channel {
     blocks_.release(blk);
     head_.value.index.store(head & ~mark_bit, std::memory_order_release);
   }
+
 
   // A fresh block, reusing the spare one when there is one.
   block* allocate_block() {

@@ -43,6 +43,20 @@ class receive_stash {
     return msg_.take();
   }
 
+  // Hands `value`, just received, to a batch's sink (recv_many); if the
+  // sink throws, keeps it here (so the next receive returns it first) and
+  // lets the exception go on. Precondition: empty (a receive takes the
+  // stash before anything else).
+  template <class Sink>
+  void hand_to(Sink& sink, T&& value) {
+    try {
+      sink(std::move(value));
+    } catch (...) {
+      put(std::move(value));
+      throw;
+    }
+  }
+
   void clear() noexcept {
     if (holds()) {
       held_.store(false, std::memory_order_relaxed);
