@@ -35,9 +35,9 @@ int main() {
 
   std::vector<std::jthread> workers;
   for (int w = 0; w < 3; ++w) {
-    workers.emplace_back([tx = tx, w] {
+    workers.emplace_back([sender = tx, w] {
       for (int i = 0; i < 100; ++i) {
-        (void)tx.send(work_done{w, i});
+        (void)sender.send(work_done{w, i});
         if (i % 25 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
     });

@@ -103,9 +103,9 @@ TYPED_TEST(recv_many, works_with_any_push_back_container) {
 
 TYPED_TEST(recv_many, waits_for_the_first_message) {
   auto [tx, rx] = TypeParam::template make<int>();
-  std::thread producer([tx = tx] {
+  std::thread producer([sender = tx] {
     std::this_thread::sleep_for(20ms);
-    EXPECT_TRUE(tx.send(42).has_value());
+    EXPECT_TRUE(sender.send(42).has_value());
   });
   std::vector<int> out;
   EXPECT_EQ(rx.recv_many(out, 8), 1u);
@@ -185,8 +185,8 @@ TYPED_TEST(recv_many, concurrent_senders_lose_nothing) {
   auto [tx, rx] = TypeParam::template make<std::int64_t>();
   std::vector<std::thread> threads;
   for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([tx = tx, p, per] {
-      for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(tx.send(p * per + i).has_value());
+    threads.emplace_back([sender = tx, p, per] {
+      for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(sender.send(p * per + i).has_value());
     });
   }
   { auto drop = std::move(tx); }

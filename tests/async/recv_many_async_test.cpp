@@ -81,8 +81,8 @@ void run_producers_into_batches(Make make_op, thread_pool* pool) {
       tasks.start(consume_batches(rx, per, t, make_op));
     }
     for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([tx = tx, p, per] {
-        for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(tx.send(p * per + i).has_value());
+      threads.emplace_back([sender = tx, p, per] {
+        for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(sender.send(p * per + i).has_value());
       });
     }
     { auto drop = std::move(tx); }
@@ -151,7 +151,7 @@ TYPED_TEST(async_recv_many, stop_request_cancels_and_takes_nothing) {
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error(), sluice::recv_timeout_error::cancelled);
   EXPECT_TRUE(out.empty());
-  std::thread producer([tx = tx] { EXPECT_TRUE(tx.send(3).has_value()); });
+  std::thread producer([sender = tx] { EXPECT_TRUE(sender.send(3).has_value()); });
   EXPECT_EQ(rx.recv_many(out, 4), 1u);
   producer.join();
   EXPECT_EQ(out.at(0), 3);
