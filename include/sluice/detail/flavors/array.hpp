@@ -211,22 +211,14 @@ class array_channel {
     const std::size_t stamp =
         (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
     if (stamp == head + 1) {
-      slot& sl = s[index & seg_mask()];
-      const std::size_t lap = head & ~(one_lap_ - 1);
-      // Head first, so that a receive re-entered from the message's own
-      // move constructor or destructor reads the next slot, not this one.
-      // seq_cst: pairs with a sender that registered as waiting for room and
-      // re-checks head with a seq_cst load (send_readiness), against
-      // senders_.notify_one()'s seq_cst load below: the Dekker pair that
-      // rules out a lost wake-up. (On the receiver's own cache line, where a
-      // full barrier is cheapest.)
-      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
-                            std::memory_order_seq_cst);
-      std::expected<T, E> result(std::in_place, sl.msg.take());  // user code; the slot stays ours
-      // release: frees the slot for the next lap's sender only after the
-      // message left it. A sender that registered meanwhile saw head moved
-      // and polls (send_readiness).
-      sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+      // seq_cst head store: pairs with a sender that registered as waiting
+      // for room and re-checks head with a seq_cst load (send_readiness),
+      // against senders_.notify_one()'s seq_cst load below: the Dekker pair
+      // that rules out a lost wake-up. (On the receiver's own cache line,
+      // where a full barrier is cheapest.)
+      std::expected<T, E> result(
+          std::in_place,
+          take_written<std::memory_order_seq_cst>(s[index & seg_mask()], head, index));
       senders_.notify_one();
       status = recv_status::message;
       return result;
@@ -278,17 +270,9 @@ class array_channel {
                               head + 1) {
         break;
       }
-      slot& sl = s[index & seg_mask()];
-      const std::size_t lap = head & ~(one_lap_ - 1);
-      // Head first (a receive re-entered from the message's own code reads
-      // the next slot). release: len() readers; senders are ordered by the
-      // fence before the notify.
-      head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_,
-                            std::memory_order_release);
-      T msg = sl.msg.take();
-      // release: frees the slot for the next lap's sender only after the
-      // message left it.
-      sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+      // release head store: len() readers; senders are ordered by the fence
+      // before the notify.
+      T msg = take_written<std::memory_order_release>(s[index & seg_mask()], head, index);
       ++freed;
       ++n;
       head_.value.stash.hand_to(sink, std::move(msg));
@@ -389,6 +373,23 @@ class array_channel {
   }
 
  private:
+  // The end of every receive: moves head past the written slot `sl` at
+  // `head` (first, so that a receive re-entered from the message's own move
+  // constructor or destructor reads the next slot), takes the message, then
+  // frees the slot. `HeadOrder` is the caller's (see its Dekker pair).
+  // Always inlined: left to the compiler, a bounded recv_many took 1.4x the
+  // time in one build (measured, drain row).
+  template <std::memory_order HeadOrder>
+  [[gnu::always_inline]] T take_written(slot& sl, std::size_t head, std::size_t index) noexcept {
+    const std::size_t lap = head & ~(one_lap_ - 1);
+    head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_, HeadOrder);
+    T msg = sl.msg.take();  // user code; the slot stays ours
+    // release: frees the slot for the next lap's sender only after the
+    // message left it. A sender that registered meanwhile saw head moved
+    // and polls (send_readiness).
+    sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+    return msg;
+  }
 
   static std::size_t checked_cap(std::size_t cap) {
     // Positions need two spare high bits (mark bit and lap), and the slots

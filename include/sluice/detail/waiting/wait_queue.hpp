@@ -142,9 +142,10 @@ class wait_queue {
   // with a release store: then light_fence() orders that store before the
   // emptiness check, paired with the heavy fence of a waiter that found the
   // progress half made (asymmetric_fence.hpp).
-  void notify_one() noexcept {
+  // Returns whether it woke one.
+  bool notify_one() noexcept {
     light_fence();
-    if (empty_.load(std::memory_order_seq_cst)) return;
+    if (empty_.load(std::memory_order_seq_cst)) return false;
     claimed_entry c;
     {
       std::lock_guard guard(lock_);
@@ -152,15 +153,13 @@ class wait_queue {
       empty_.store(list_.empty(), std::memory_order_relaxed);
     }
     c.wake();  // outside the lock: a futex wake is a system call, a callback is user code
+    return static_cast<bool>(c);
   }
 
   // Wakes up to `n` waiters, for progress that serves that many (a batch of
   // receives that freed n slots). Same ordering contract as notify_one().
   void notify_up_to(std::size_t n) noexcept {
-    for (; n > 0; --n) {
-      light_fence();
-      if (empty_.load(std::memory_order_seq_cst)) return;
-      notify_one();
+    while (n-- > 0 && notify_one()) {
     }
   }
 
