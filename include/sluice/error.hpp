@@ -119,4 +119,49 @@ struct send_timeout_error {
   }
 };
 
+/// reserve() failed: the receiver is gone (or closed); no slot was reserved.
+struct reserve_error {
+  friend bool operator==(reserve_error, reserve_error) noexcept = default;
+  friend std::ostream& operator<<(std::ostream& os, reserve_error) {
+    return os << "reserving on a closed channel";
+  }
+};
+
+/// Why try_reserve() returned no permit.
+enum class try_reserve_error {
+  full,          ///< no free slot (rendezvous: no receiver waiting, or a permit is out)
+  disconnected,  ///< the receiver is gone (or closed)
+};
+
+/// Why a reservation that may end early (reserve_timeout(),
+/// reserve_deadline(), and every form taking a std::stop_token or
+/// cancellable) returned no permit.
+enum class reserve_timeout_error {
+  timeout,       ///< the time ran out while the channel stayed full
+  disconnected,  ///< the receiver is gone (or closed)
+  cancelled,     ///< a stop request or cancellation ended the wait; nothing was reserved
+};
+
+inline std::string to_string(try_reserve_error e) {
+  return e == try_reserve_error::full ? "reserving on a full channel"
+                                      : "reserving on a closed channel";
+}
+inline std::string to_string(reserve_timeout_error e) {
+  switch (e) {
+    case reserve_timeout_error::timeout:
+      return "timed out waiting to reserve";
+    case reserve_timeout_error::disconnected:
+      return "reserving on a closed channel";
+    case reserve_timeout_error::cancelled:
+      break;
+  }
+  return "reserve cancelled";
+}
+inline std::ostream& operator<<(std::ostream& os, try_reserve_error e) {
+  return os << to_string(e);
+}
+inline std::ostream& operator<<(std::ostream& os, reserve_timeout_error e) {
+  return os << to_string(e);
+}
+
 }  // namespace sluice

@@ -15,6 +15,7 @@
 #include <sluice/detail/flavors/list.hpp>
 #include <sluice/detail/flavors/zero.hpp>
 #include <sluice/error.hpp>
+#include <sluice/permit.hpp>
 #include <sluice/resume_on.hpp>
 #include <sluice/sendable.hpp>
 #include <sluice/weak_sender.hpp>
@@ -332,6 +333,82 @@ class sync_sender
         *this, std::move(value), std::forward<Token>(token));
   }
 
+  /// sync_sender::reserve - reserves room for one message, waiting while the
+  /// channel is full, and returns it as a permit, whose send() then never
+  /// waits or fails (tokio's reserve). Permits count against the bound: with
+  /// k permits out, k fewer messages fit. Fails with reserve_error when the
+  /// receiver is gone or closed, including while waiting. On a rendezvous
+  /// channel, waits until a receiver is waiting and no other permit is out
+  /// (see permit.hpp). May throw std::bad_alloc, as send() may.
+  std::expected<permit<T>, reserve_error> reserve() const {
+    auto r = reserve_until(detail::deadline::never());
+    if (r) return std::move(*r);
+    return std::unexpected(reserve_error{});
+  }
+
+  /// sync_sender::try_reserve - reserve() only if that needs no waiting.
+  /// Fails with try_reserve_error::full (rendezvous: no receiver waiting,
+  /// or a permit is out) or disconnected.
+  std::expected<permit<T>, try_reserve_error> try_reserve() const {
+    if (!*this) return std::unexpected(try_reserve_error::disconnected);
+    auto r = this->ref_.visit([](auto& c) { return c.chan().try_reserve(); });
+    if (!r) return std::unexpected(r.error());
+    return adopt_permit();
+  }
+
+  /// sync_sender::reserve(stop) - as reserve(), and a stop request on `stop`
+  /// ends the wait at once: the error is then reserve_timeout_error::cancelled,
+  /// and nothing was reserved.
+  std::expected<permit<T>, reserve_timeout_error> reserve(std::stop_token stop) const {
+    return reserve_until(detail::deadline::never(), stop);
+  }
+
+  /// sync_sender::reserve_timeout / reserve_deadline - as reserve(), giving
+  /// up after `timeout` or at `deadline` (reserve_timeout_error::timeout),
+  /// with the rules of send_timeout() and send_deadline(); with a stop token
+  /// last, a stop request also ends the wait.
+  template <class Rep, class Period>
+  std::expected<permit<T>, reserve_timeout_error> reserve_timeout(
+      std::chrono::duration<Rep, Period> timeout, std::stop_token stop = {}) const {
+    return reserve_within(detail::deadline::after(timeout), stop);
+  }
+  template <class Clock, class Duration>
+  std::expected<permit<T>, reserve_timeout_error> reserve_deadline(
+      std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop = {}) const {
+    return reserve_within(detail::deadline::until(deadline), stop);
+  }
+
+  /// sync_sender::async_reserve - `co_await tx.async_reserve()`: reserve()
+  /// for coroutines, yielding std::expected<permit<T>, reserve_error>.
+  /// Completes without suspending when there is room; otherwise resumes as
+  /// async_send() does (see resume_on.hpp).
+  [[nodiscard]] auto async_reserve() const {
+    return make_reserve<reserve_error>(detail::resume_inline{}, {});
+  }
+  /// async_reserve(stop) - as async_reserve(), and a stop request ends the
+  /// wait: yields std::expected<permit<T>, reserve_timeout_error>.
+  [[nodiscard]] auto async_reserve(std::stop_token stop) const {
+    return make_reserve<reserve_timeout_error>(detail::resume_inline{}, std::move(stop));
+  }
+  /// async_reserve(resume_on(s)) and async_reserve(resume_on(s), stop): the
+  /// same, resuming through the scheduler `s`.
+  template <class S>
+  [[nodiscard]] auto async_reserve(resume_on_t<S> where) const {
+    return make_reserve<reserve_error>(std::move(where), {});
+  }
+  template <class S>
+  [[nodiscard]] auto async_reserve(resume_on_t<S> where, std::stop_token stop) const {
+    return make_reserve<reserve_timeout_error>(std::move(where), std::move(stop));
+  }
+  /// async_reserve(token) - with <sluice/asio.hpp>: the Asio form, completing
+  /// `token` with std::expected<permit<T>, reserve_timeout_error>;
+  /// cancellable through the token's cancellation slot.
+  template <detail::completion_token Token>
+  auto async_reserve(Token&& token) const {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::reserve(
+        *this, std::forward<Token>(token));
+  }
+
   /// sync_sender::downgrade - a weak handle to this channel's sending side. It does
   /// not keep the channel open (when the last sender goes, the receiver sees
   /// the disconnection); its upgrade() gives a sender back while another one
@@ -361,9 +438,49 @@ class sync_sender
     });
   }
 
+  template <class Error, class R>
+  auto make_reserve(R where, std::stop_token stop) const {
+    using reserve_steps =
+        detail::any_steps<typename detail::array_channel<T>::reserve_steps,
+                          typename detail::zero_channel<T>::reserve_steps, detail::no_channel_steps>;
+    using reserve_awaitable =
+        detail::reserve_awaitable<sync_sender, permit<T>, Error, reserve_steps, R>;
+    if (!*this) return reserve_awaitable(std::move(where), std::move(stop));
+    return this->ref_.visit([&](auto& c) {
+      using flavor = std::remove_reference_t<decltype(c.chan())>;
+      return reserve_awaitable(std::move(where), std::move(stop), *this,
+                               std::in_place_type<typename flavor::reserve_steps>, c.chan());
+    });
+  }
+
   template <sendable U>
   friend auto sync_channel(std::size_t);
   explicit sync_sender(typename base::ref_type ref) noexcept : base(ref) {}
+
+  // The permit of a slot this handle just reserved: it holds a copy of the
+  // handle, which keeps the channel open for the receiver.
+  permit<T> adopt_permit() const noexcept {
+    return detail::handle_access::make<permit<T>>(sync_sender(*this));
+  }
+
+  std::expected<permit<T>, reserve_timeout_error> reserve_until(
+      const detail::deadline& d, const std::stop_token& stop = {}) const {
+    if (!*this) return std::unexpected(reserve_timeout_error::disconnected);
+    auto r = this->ref_.visit([&](auto& c) { return c.chan().reserve(d, stop); });
+    if (!r) return std::unexpected(r.error());
+    return adopt_permit();
+  }
+
+  // A timed reservation: one try if the deadline has passed already.
+  std::expected<permit<T>, reserve_timeout_error> reserve_within(
+      const detail::deadline& d, const std::stop_token& stop) const {
+    if (!d.has_passed()) return reserve_until(d, stop);
+    auto r = try_reserve();
+    if (r) return std::move(*r);
+    return std::unexpected(r.error() == try_reserve_error::full
+                               ? reserve_timeout_error::timeout
+                               : reserve_timeout_error::disconnected);
+  }
 
   std::expected<void, send_timeout_error<T>> send_until(T&& value, const detail::deadline& d,
                                                         const std::stop_token& stop = {}) const {

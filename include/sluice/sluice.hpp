@@ -5,6 +5,7 @@
 #include <sluice/channel.hpp>    // channel(), sync_channel()
 #include <sluice/error.hpp>      // recv_error, try_recv_error, send_error, ...
 #include <sluice/oneshot.hpp>    // oneshot(), oneshot_sender<T>, oneshot_receiver<T>
+#include <sluice/permit.hpp>     // permit<T> (sync_sender::reserve())
 #include <sluice/receiver.hpp>   // receiver<T>
 #include <sluice/sendable.hpp>   // the sendable concept
 #include <sluice/sender.hpp>     // sender<T>, sync_sender<T>

@@ -18,6 +18,7 @@
 //   waits for a cancellation running on another thread before the rest goes.
 #pragma once
 
+#include <sluice/detail/handles/handle.hpp>
 #include <sluice/detail/waiting/any_steps.hpp>
 #include <sluice/detail/waiting/async_wait.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
@@ -61,6 +62,7 @@ class no_channel_steps {
   [[nodiscard]] static bool hands_off() noexcept { return false; }
   [[nodiscard]] static bool spins() noexcept { return false; }
   [[nodiscard]] static bool sent() noexcept { return false; }
+  [[nodiscard]] static bool reserved() noexcept { return false; }
 };
 
 // The part every awaitable shares: suspension, cancellation, resumption.
@@ -231,6 +233,37 @@ class send_awaitable : private held<T>, public awaitable_operation<Steps, Resump
       using reason = typename Error::reason_t;
       return std::unexpected(Error{this->cancelled() ? reason::cancelled : reason::disconnected,
                                    std::move(this->holder::value)});
+    }
+  }
+};
+
+// co_await tx.async_reserve(): std::expected<Permit, Error>, Error being
+// reserve_error (not cancellable) or reserve_timeout_error. Holds a copy of
+// the sender, which the permit adopts: the channel outlives the operation.
+template <class Sender, class Permit, class Error, class Steps, class Resumption>
+class reserve_awaitable : private held<Sender>, public awaitable_operation<Steps, Resumption> {
+  using holder = held<Sender>;
+  using base = awaitable_operation<Steps, Resumption>;
+
+ public:
+  template <class S, class Flavor>
+  reserve_awaitable(Resumption resumption, std::stop_token stop, const Sender& tx,
+                    std::in_place_type_t<S> which, Flavor& chan)
+      : holder(tx), base(std::move(resumption), std::move(stop), which, chan) {}
+
+  // An empty handle: disconnected at once.
+  reserve_awaitable(Resumption resumption, std::stop_token stop)
+      : base(std::move(resumption), std::move(stop), std::in_place_type<no_channel_steps>) {}
+
+  std::expected<Permit, Error> await_resume() {
+    this->rethrow_if_failed();
+    if (this->steps().visit([](auto& s) { return s.reserved(); })) {
+      return handle_access::make<Permit>(std::move(this->holder::value));
+    }
+    if constexpr (std::is_same_v<Error, reserve_error>) {
+      return std::unexpected(Error{});
+    } else {
+      return std::unexpected(this->cancelled() ? Error::cancelled : Error::disconnected);
     }
   }
 };

@@ -15,8 +15,20 @@
 //   the OS when the channel is destroyed.
 //
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
-// pos & ~(one_lap - 1) is the lap; tail & mark_bit means disconnected.
-// mark_bit = bit_ceil(cap + 1), one_lap = 2 * mark_bit.
+// pos & ~(one_lap - 1) is the lap; pos & mark_bit (tail only) means
+// disconnected. mark_bit = bit_ceil(cap + 1), one_lap = 2 * mark_bit.
+// Positions have 48 bits: the lap after the last one is lap 0.
+//
+// Permits (reserve()): the tail word is (tail position << 16) | permits, so
+// that a send, a reservation and a permit's send each move both with one
+// CAS. With p permits out, the p slots from the tail on are free and held
+// for them: a plain send claims the slot at the tail only if the slot p
+// positions further is free too (then the permits move up by one), a
+// reservation only if that slot is free (then p grows), and a permit's send
+// takes the slot at the tail, which is free, so it never waits or fails.
+// The receiver frees slots in position order, so the slot p positions on
+// being free means every slot before it is. At most 65535 permits are out at
+// once (beyond that a reservation waits, as for a full channel).
 //
 // Stamp protocol for the slot at `index` (absolute stamp = stored + index):
 //   stamp == tail          empty in the sender's lap: the sender may write
@@ -113,7 +125,9 @@ class array_channel {
   array_channel& operator=(const array_channel&) = delete;
 
   ~array_channel() {
-    // Messages were destroyed by the receiver's disconnect; free the slots.
+    // The receiver's disconnect destroyed what was queued then; permits may
+    // have sent more since (every handle is gone now, so every write is done).
+    discard_all();
     for (std::size_t i = 0; i < seg_count_; ++i) {
       free_segment(segments_[i].load(std::memory_order_relaxed), segment_len(i));
     }
@@ -154,33 +168,112 @@ class array_channel {
   }
 
   // The steps of a send (waiting/protocol.hpp): `msg` is moved from once
-  // sent, and stays the caller's otherwise.
-  class send_steps {
+  // sent, and stays the caller's otherwise. With Reserve, the steps of a
+  // reservation (a permit's slot) instead: no message.
+  template <bool Reserve>
+  class room_steps {
    public:
-    send_steps(array_channel& ch, T& msg) noexcept : ch_(&ch), msg_(&msg) {}
+    room_steps(array_channel& ch, T& msg) noexcept requires(!Reserve) : ch_(&ch), msg_(&msg) {}
+    explicit room_steps(array_channel& ch) noexcept requires Reserve : ch_(&ch) {}
 
     bool attempt() {
-      r_ = ch_->try_push(*msg_);
+      if constexpr (Reserve) {
+        r_ = ch_->try_reserve_slot();
+      } else {
+        r_ = ch_->try_push(*msg_);
+      }
       return r_ == push_result::sent || r_ == push_result::disconnected;
     }
     readiness enlist(wait_entry& e) noexcept {
       ch_->senders_.register_entry(e);
-      return ch_->send_readiness();
+      return ch_->room_readiness(Reserve);
     }
-    readiness recheck() noexcept { return ch_->send_readiness(); }
+    readiness recheck() noexcept { return ch_->room_readiness(Reserve); }
     void delist(wait_entry& e) noexcept { ch_->senders_.unregister(e); }
     void completed() noexcept {}
     void relay() noexcept { ch_->senders_.notify_one(); }  // the room is another sender's
     [[nodiscard]] static bool hands_off() noexcept { return false; }
     [[nodiscard]] static bool spins() noexcept { return true; }
 
+    // The outcome: sent (Reserve: a slot reserved for a permit).
     [[nodiscard]] bool sent() const noexcept { return r_ == push_result::sent; }
+    [[nodiscard]] bool reserved() const noexcept { return r_ == push_result::sent; }
 
    private:
     array_channel* ch_;
-    T* msg_;
+    T* msg_ = nullptr;
     push_result r_ = push_result::full;
   };
+  using send_steps = room_steps<false>;
+  using reserve_steps = room_steps<true>;
+
+  // --- permits -------------------------------------------------------------------
+
+  // Reserves a slot for a permit unless full or disconnected.
+  std::expected<void, try_reserve_error> try_reserve() {
+    switch (try_reserve_slot()) {
+      case push_result::sent:
+        return {};
+      case push_result::full:
+      case push_result::installing:
+        return std::unexpected(try_reserve_error::full);
+      case push_result::disconnected:
+        break;
+    }
+    return std::unexpected(try_reserve_error::disconnected);
+  }
+
+  // Reserves a slot for a permit, waiting while full.
+  std::expected<void, reserve_timeout_error> reserve(const deadline& d,
+                                                     const std::stop_token& stop = {}) {
+    reserve_steps st(*this);
+    if (!st.attempt()) {
+      switch (wait_on(st, d, stop)) {
+        case wait_result::done:
+          break;
+        case wait_result::timeout:
+          return std::unexpected(reserve_timeout_error::timeout);
+        case wait_result::cancelled:
+          return std::unexpected(reserve_timeout_error::cancelled);
+      }
+    }
+    if (st.reserved()) return {};
+    return std::unexpected(reserve_timeout_error::disconnected);
+  }
+
+  // A permit's send: takes the slot at the tail, which the permits hold
+  // free, so it never waits on anyone and never fails. Sent after close() it
+  // is still received; sent after the receiver is gone, it is destroyed
+  // with the channel. Keeps the mark bit.
+  void send_reserved(T&& msg) noexcept {
+    backoff bo;
+    std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t marked = pos_of(word) & mark_bit_;
+      const std::size_t tail = pos_of(word) & ~mark_bit_;
+      const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
+      // seq_cst: as try_push's CAS.
+      if (tail_.value.compare_exchange_weak(word, next, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed)) {
+        const std::size_t index = tail & (mark_bit_ - 1);
+        publish(segment_of(index)[index & seg_mask()], tail, msg);
+        // A reservation waits while the permit count is at its ceiling.
+        if (permits_of(word) == max_permits) senders_.notify_one();
+        return;
+      }
+      bo.spin();
+    }
+  }
+
+  // A permit dropped unused: its slot is free for anyone again.
+  void release_reserved() noexcept {
+    // seq_cst: the progress half of the Dekker pair with a sender that
+    // registered to wait for room (room_readiness), and, on a closed
+    // channel, with the receiver that waits for the last permit.
+    const std::size_t old = tail_.value.fetch_sub(1, std::memory_order_seq_cst);
+    senders_.notify_one();
+    if ((pos_of(old) & mark_bit_) != 0) receivers_.notify_one();
+  }
 
   template <class E>
   using recv_steps = buffered_recv_steps<array_channel, E>;
@@ -212,7 +305,7 @@ class array_channel {
         (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
     if (stamp == head + 1) {
       // seq_cst head store: pairs with a sender that registered as waiting
-      // for room and re-checks head with a seq_cst load (send_readiness),
+      // for room and re-checks head with a seq_cst load (room_readiness),
       // against senders_.notify_one()'s seq_cst load below: the Dekker pair
       // that rules out a lost wake-up. (On the receiver's own cache line,
       // where a full barrier is cheapest.)
@@ -226,9 +319,9 @@ class array_channel {
     // seq_cst fence: the tail read must not be satisfied before the stamp
     // read above, or a written slot could be reported empty.
     seq_cst_fence();
-    const std::size_t tail = tail_.value.load(std::memory_order_relaxed);
-    if ((tail & ~mark_bit_) == head) {
-      status = (tail & mark_bit_) == 0 ? recv_status::empty : recv_status::disconnected;
+    const std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    if ((pos_of(word) & ~mark_bit_) == head) {
+      status = drained(word) ? recv_status::disconnected : recv_status::empty;
     } else {
       status = recv_status::stalled;  // reserved, still being written
     }
@@ -239,7 +332,7 @@ class array_channel {
   // (recv_many). Cheaper per message than try_recv: the head moves with
   // plain release stores, and waiting senders are notified once for the
   // batch, after a seq_cst fence that completes the Dekker pair with a sender
-  // that registered to wait for room and re-checks head (send_readiness).
+  // that registered to wait for room and re-checks head (room_readiness).
   // Stops at the first slot not written yet. A sink that throws: its message
   // goes to the stash (the next receive returns it first), and the
   // exception propagates after the senders are notified.
@@ -295,8 +388,8 @@ class array_channel {
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
-    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
-    if ((tail & ~mark_bit_) == head) return (tail & mark_bit_) != 0 ? readiness::ready : readiness::wait;
+    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    if ((pos_of(word) & ~mark_bit_) == head) return drained(word) ? readiness::ready : readiness::wait;
     return next_written(std::memory_order_seq_cst) ? readiness::ready : readiness::poll;
   }
 
@@ -321,10 +414,11 @@ class array_channel {
 
   [[nodiscard]] std::size_t len() const noexcept {
     for (;;) {
-      const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+      const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
       const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
       // A stable tail means head and tail were read at one consistent moment.
-      if (tail_.value.load(std::memory_order_seq_cst) != tail) continue;
+      if (tail_.value.load(std::memory_order_seq_cst) != word) continue;
+      const std::size_t tail = pos_of(word);
       const std::size_t hix = head & (mark_bit_ - 1);
       const std::size_t tix = tail & (mark_bit_ - 1);
       const std::size_t stashed = head_.value.stash.holds() ? 1 : 0;
@@ -335,17 +429,18 @@ class array_channel {
   }
   [[nodiscard]] bool is_empty() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t tail = pos_of(tail_.value.load(std::memory_order_seq_cst));
     return (tail & ~mark_bit_) == head && !head_.value.stash.holds();
   }
+  // Full: no slot free for a send (permits hold theirs).
   [[nodiscard]] bool is_full() const noexcept {
-    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    return head + one_lap_ == (tail & ~mark_bit_);
+    return next_lap_pos(head) == advance(pos_of(word) & ~mark_bit_, permits_of(word));
   }
   [[nodiscard]] std::optional<std::size_t> capacity() const noexcept { return cap_; }
   [[nodiscard]] bool is_disconnected() const noexcept {
-    return (tail_.value.load(std::memory_order_seq_cst) & mark_bit_) != 0;
+    return (pos_of(tail_.value.load(std::memory_order_seq_cst)) & mark_bit_) != 0;
   }
 
   // --- disconnection ------------------------------------------------------------
@@ -381,22 +476,21 @@ class array_channel {
   // time in one build (measured, drain row).
   template <std::memory_order HeadOrder>
   [[gnu::always_inline]] T take_written(slot& sl, std::size_t head, std::size_t index) noexcept {
-    const std::size_t lap = head & ~(one_lap_ - 1);
-    head_.value.pos.store(index + 1 < cap_ ? head + 1 : lap + one_lap_, HeadOrder);
+    head_.value.pos.store(next_pos(head), HeadOrder);
     T msg = sl.msg.take();  // user code; the slot stays ours
     // release: frees the slot for the next lap's sender only after the
     // message left it. A sender that registered meanwhile saw head moved
-    // and polls (send_readiness).
-    sl.stamp.store(head + one_lap_ - index, std::memory_order_release);
+    // and polls (room_readiness).
+    sl.stamp.store(next_lap_pos(head) - index, std::memory_order_release);
     return msg;
   }
 
   static std::size_t checked_cap(std::size_t cap) {
-    // Positions need two spare high bits (mark bit and lap), and the slots
-    // must be addressable as one array by the allocator's measure.
+    // Positions (48 bits) need two spare high bits (mark bit and lap), and
+    // the slots must be addressable as one array by the allocator's measure.
     constexpr std::size_t max_cap =
         std::min<std::size_t>(static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(slot),
-                              (std::size_t{1} << (sizeof(std::size_t) * 8 - 3)) - 1);
+                              (std::size_t{1} << (pos_bits - 3)) - 1);
     if (cap > max_cap) throw std::length_error("sluice::sync_channel: bound too large");
     if (cap * sizeof(slot) > memory_ceiling()) throw std::bad_alloc();
     return cap;
@@ -472,7 +566,7 @@ class array_channel {
       }
       // seq_cst: release, so the fresh slots' empty stamps are seen with the
       // pointer; and the progress half of the Dekker pair with senders that
-      // registered while it was being installed (send_readiness).
+      // registered while it was being installed (room_readiness).
       entry.store(fresh, std::memory_order_seq_cst);
       senders_.notify_all();
       return fresh;
@@ -480,70 +574,175 @@ class array_channel {
     return s == installing() ? nullptr : s;
   }
 
-  // Writes `msg` into a free slot (moving from it) unless full or disconnected.
+  // --- the tail word and positions (see the header) -----------------------------
+
+  static constexpr unsigned permit_bits = 16;
+  static constexpr unsigned pos_bits = sizeof(std::size_t) * 8 - permit_bits;
+  static constexpr std::size_t max_permits = (std::size_t{1} << permit_bits) - 1;
+  static constexpr std::size_t pos_mask = ~std::size_t{0} >> permit_bits;
+
+  static constexpr std::size_t pos_of(std::size_t word) noexcept { return word >> permit_bits; }
+  static constexpr std::size_t permits_of(std::size_t word) noexcept { return word & max_permits; }
+  static constexpr std::size_t make_word(std::size_t pos, std::size_t permits) noexcept {
+    return pos << permit_bits | permits;
+  }
+  // Nothing queued will ever come (the tail word of an empty channel): the
+  // tail is marked and no permit is out (a permit may still send after
+  // close(), and the receiver waits for it).
+  [[nodiscard]] bool drained(std::size_t word) const noexcept {
+    return (pos_of(word) & mark_bit_) != 0 && permits_of(word) == 0;
+  }
+  // The position after `pos` (unmarked), and the same slot's one in the next lap.
+  [[nodiscard]] std::size_t next_pos(std::size_t pos) const noexcept {
+    return (pos & (mark_bit_ - 1)) + 1 < cap_ ? pos + 1 : next_lap_pos(pos & ~(one_lap_ - 1));
+  }
+  [[nodiscard]] std::size_t next_lap_pos(std::size_t pos) const noexcept {
+    return (pos + one_lap_) & pos_mask;
+  }
+  // The position `n` (<= cap) slots after `pos` (unmarked).
+  [[nodiscard]] std::size_t advance(std::size_t pos, std::size_t n) const noexcept {
+    const std::size_t index = pos & (mark_bit_ - 1);
+    if (index + n < cap_) return pos + n;
+    return next_lap_pos(pos & ~(one_lap_ - 1)) + (index + n - cap_);
+  }
+
+  // What a sender finds at the slot of position `pos` (unmarked).
+  enum class room { free, full, installing, stale };
+
+  // Whether the slot at `pos` is free in `pos`'s lap (then `out` points at
+  // it), installing its segment first if needed.
+  room room_at(std::size_t pos, slot*& out) {
+    const std::size_t index = pos & (mark_bit_ - 1);
+    slot* seg = sender_segment(index);
+    if (seg == nullptr) return room::installing;
+    slot& s = seg[index & seg_mask()];
+    // acquire: the slot's previous message has left before we overwrite it.
+    const std::size_t stamp = s.stamp.load(std::memory_order_acquire) + index;
+    if (stamp == pos) {
+      out = &s;
+      return room::free;
+    }
+    // The slot still holds last lap's message (or the receiver is still
+    // taking it out), or last lap's sender reserved it and is still writing
+    // it: full either way, until the receiver frees it. Otherwise another
+    // sender moved past `pos`.
+    const std::size_t behind = next_lap_pos(stamp);
+    return behind == pos + 1 || behind == pos ? room::full : room::stale;
+  }
+
+  // Writes `msg` (moving from it) into the claimed slot `s` at `pos` and
+  // publishes it.
+  void publish(slot& s, std::size_t pos, T& msg) noexcept {
+    s.msg.construct(std::move(msg));
+    // release: the receiver's acquire of the stamp sees the message.
+    s.stamp.store(pos + 1 - (pos & (mark_bit_ - 1)), std::memory_order_release);
+    receivers_.notify_one();
+  }
+
+  // Writes `msg` into a free slot (moving from it) unless full or
+  // disconnected. With permits out, the slot at the tail is one of theirs,
+  // and the one just past theirs must be free to take its place.
   push_result try_push(T& msg) {
     backoff bo;
-    std::size_t tail = tail_.value.load(std::memory_order_relaxed);
+    std::size_t word = tail_.value.load(std::memory_order_relaxed);
     for (;;) {
+      const std::size_t tail = pos_of(word);
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
-      const std::size_t index = tail & (mark_bit_ - 1);
-      const std::size_t lap = tail & ~(one_lap_ - 1);
-      slot* seg = sender_segment(index);
-      if (seg == nullptr) return push_result::installing;
-      slot& s = seg[index & seg_mask()];
-      // acquire: the slot's previous message has left before we overwrite it.
-      const std::size_t stamp = s.stamp.load(std::memory_order_acquire) + index;
-      if (tail == stamp) {
-        const std::size_t new_tail = index + 1 < cap_ ? tail + 1 : lap + one_lap_;
-        // seq_cst: totally ordered with mark_tail() and with the receiver's
-        // registration re-check (the Dekker pair of waiting/protocol.hpp).
-        if (tail_.value.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
-                                              std::memory_order_relaxed)) {
-          s.msg.construct(std::move(msg));
-          // release: the receiver's acquire of the stamp sees the message.
-          s.stamp.store(tail + 1 - index, std::memory_order_release);
-          receivers_.notify_one();
-          return push_result::sent;
-        }
-        bo.spin();
-      } else if (stamp + one_lap_ == tail + 1 || stamp + one_lap_ == tail) {
-        // The slot still holds last lap's message (or the receiver is still
-        // taking it out), or last lap's sender reserved it and is still
-        // writing it: full either way, until the receiver frees it.
-        return push_result::full;
-      } else {
-        // Another sender moved past us; reload.
-        bo.snooze();
-        tail = tail_.value.load(std::memory_order_relaxed);
+      const std::size_t permits = permits_of(word);
+      slot* s = nullptr;
+      switch (room_at(permits == 0 ? tail : advance(tail, permits), s)) {
+        case room::free:
+          // seq_cst: totally ordered with mark_tail() and with the receiver's
+          // registration re-check (the Dekker pair of waiting/protocol.hpp).
+          if (tail_.value.compare_exchange_weak(word, make_word(next_pos(tail), permits),
+                                                std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+            if (permits != 0) {
+              const std::size_t index = tail & (mark_bit_ - 1);
+              s = &segment_of(index)[index & seg_mask()];
+            }
+            publish(*s, tail, msg);
+            return push_result::sent;
+          }
+          bo.spin();
+          break;
+        case room::full:
+          return push_result::full;
+        case room::installing:
+          return push_result::installing;
+        case room::stale:
+          bo.snooze();
+          word = tail_.value.load(std::memory_order_relaxed);
+          break;
       }
     }
   }
 
-  // For a registered sender: is there room (or a disconnect), or will the
-  // receiver's (or the segment installer's) notify come?
-  [[nodiscard]] readiness send_readiness() const noexcept {
+  // Reserves the slot just past the permits' ones for one more permit,
+  // unless full or disconnected (push_result::sent: reserved).
+  push_result try_reserve_slot() {
+    backoff bo;
+    std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t tail = pos_of(word);
+      if ((tail & mark_bit_) != 0) return push_result::disconnected;
+      const std::size_t permits = permits_of(word);
+      if (permits == max_permits) return push_result::full;
+      slot* s = nullptr;
+      switch (room_at(advance(tail, permits), s)) {
+        case room::free:
+          // seq_cst: as try_push's.
+          if (tail_.value.compare_exchange_weak(word, word + 1, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+            return push_result::sent;
+          }
+          bo.spin();
+          break;
+        case room::full:
+          return push_result::full;
+        case room::installing:
+          return push_result::installing;
+        case room::stale:
+          bo.snooze();
+          word = tail_.value.load(std::memory_order_relaxed);
+          break;
+      }
+    }
+  }
+
+  // For a registered sender (a reservation if `reserving`): is there room
+  // (or a disconnect), or will the receiver's (or the segment installer's,
+  // or a permit's) notify come?
+  [[nodiscard]] readiness room_readiness(bool reserving) const noexcept {
     // seq_cst loads: the re-check half of the Dekker pairs (see waiting/protocol.hpp).
-    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t tail = pos_of(word);
     if ((tail & mark_bit_) != 0) return readiness::ready;
-    const std::size_t index = tail & (mark_bit_ - 1);
+    const std::size_t permits = permits_of(word);
+    // A permit's send at the ceiling notifies.
+    if (reserving && permits == max_permits) return readiness::wait;
+    const std::size_t probe = advance(tail, permits);
+    const std::size_t index = probe & (mark_bit_ - 1);
     const slot* s = segments_[index >> seg_shift_].load(std::memory_order_seq_cst);
     if (s == installing()) return readiness::wait;
     if (s == nullptr) return readiness::ready;  // we may install it ourselves
     const std::size_t stamp = s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) + index;
     // Not full, or a stale tail: try again.
-    if (stamp + one_lap_ != tail + 1 && stamp + one_lap_ != tail) return readiness::ready;
-    // Full (try_push's two cases). If head has not passed the slot, room
-    // comes with the receiver's seq_cst head store, followed by its notify
+    const std::size_t behind = next_lap_pos(stamp);
+    if (behind != probe + 1 && behind != probe) return readiness::ready;
+    // Full (room_at's case). If head has not passed the slot, room comes
+    // with the receiver's seq_cst head store, followed by its notify
     // (Dekker); if it has, the receiver is taking the message out (user
     // code) and frees the slot with a release store: poll.
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    return head + one_lap_ == (tail & ~mark_bit_) ? readiness::wait : readiness::poll;
+    return next_lap_pos(head) == probe ? readiness::wait : readiness::poll;
   }
 
   // Returns true if this call marked the tail.
   // seq_cst: totally ordered with every reservation CAS (see try_push).
   bool mark_tail() noexcept {
-    return (tail_.value.fetch_or(mark_bit_, std::memory_order_seq_cst) & mark_bit_) == 0;
+    const std::size_t mark = make_word(mark_bit_, 0);
+    return (tail_.value.fetch_or(mark, std::memory_order_seq_cst) & mark) == 0;
   }
 
   // Destroys every queued message. Receiver only, after the tail is marked:
@@ -551,10 +750,9 @@ class array_channel {
   // waited for until written (parked if their senders are slow).
   void discard_all() noexcept {
     std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
-    const std::size_t tail = tail_.value.load(std::memory_order_seq_cst) & ~mark_bit_;
+    const std::size_t tail = pos_of(tail_.value.load(std::memory_order_seq_cst)) & ~mark_bit_;
     while (head != tail) {
       const std::size_t index = head & (mark_bit_ - 1);
-      const std::size_t lap = head & ~(one_lap_ - 1);
       // A reserved slot's segment is installed (the sender installed it
       // before reserving), and its writer notifies receivers_ when done.
       slot& s = segment_of(index)[index & seg_mask()];
@@ -563,7 +761,7 @@ class array_channel {
         return s.stamp.load(std::memory_order_acquire) + index == head + 1;
       });
       s.msg.destroy();
-      head = index + 1 < cap_ ? head + 1 : lap + one_lap_;
+      head = next_pos(head);
     }
     head_.value.pos.store(head, std::memory_order_release);
   }

@@ -20,8 +20,22 @@
 // - `disconnected_` only goes from false to true, under the lock; its atomic
 //   mirror serves the lock-free queries.
 // - Every kind of waiter (thread, coroutine, asynchronous handler) goes
-//   through send_steps / recv_steps (waiting/protocol.hpp); the flavor never
-//   parks or resumes anyone, and wakes only after unlocking.
+//   through send_steps / recv_steps / reserve_steps (waiting/protocol.hpp);
+//   the flavor never parks or resumes anyone, and wakes only after unlocking.
+//
+// Permits (reserve()): a rendezvous channel has no slot to reserve, so a
+// permit reserves the hand-off itself. A reservation succeeds only while a
+// receiver is waiting and no other permit is out (so one permit at a time).
+// The permit's send hands its value to a waiting receiver; if none waits any
+// more (it timed out, or a plain sender served it first), the value is
+// parked in the channel's one `parked_` slot, and the next receive takes it
+// before anything else. A send through a permit never waits and never fails.
+// - `parked_state_` (under the lock) says who owns `parked_`: nobody (free),
+//   a permit (reserved), the permit's send writing it (writing), a receive
+//   (full: the message waits there), the party moving it out (taking). The
+//   value is moved in and out outside the lock.
+// - A receiver of a closed channel waits while a permit is out (reserved
+//   or writing): the permit may still send, and its message is received.
 #pragma once
 
 #include <sluice/detail/flavors/buffered_steps.hpp>
@@ -59,6 +73,11 @@ class zero_channel {
   zero_channel() noexcept = default;
   zero_channel(const zero_channel&) = delete;
   zero_channel& operator=(const zero_channel&) = delete;
+  // A message a permit sent after the receiver left is destroyed with the
+  // channel (every handle is gone now, so every write is done).
+  ~zero_channel() {
+    if (parked_state_ == parked::full) parked_.destroy();
+  }
 
   // --- sending ----------------------------------------------------------------
 
@@ -174,6 +193,131 @@ class zero_channel {
     outcome outcome_ = outcome::none;
   };
 
+  // --- permits -------------------------------------------------------------------
+
+  // The steps of a reservation (waiting/protocol.hpp): done once a receiver
+  // is waiting and no permit is out; woken by a receiver that registers, a
+  // permit given back, or a disconnect.
+  class reserve_steps {
+   public:
+    explicit reserve_steps(zero_channel& ch) noexcept : ch_(&ch) {}
+
+    bool attempt() noexcept {
+      std::lock_guard guard(ch_->lock_);
+      return try_locked();
+    }
+    readiness enlist(wait_entry& e) noexcept {
+      std::lock_guard guard(ch_->lock_);
+      if (try_locked()) return readiness::done;
+      ch_->reservers_.push_back(e);
+      return readiness::wait;
+    }
+    static readiness recheck() noexcept { return readiness::wait; }
+    void delist(wait_entry& e) noexcept {
+      std::lock_guard guard(ch_->lock_);
+      ch_->reservers_.remove(e);
+    }
+    static void completed() noexcept {}
+    // The wake-up (a receiver waiting) may serve another reservation.
+    void relay() noexcept {
+      claimed_entry c;
+      {
+        std::lock_guard guard(ch_->lock_);
+        c = ch_->claim_reserver();
+      }
+      c.wake();
+    }
+    [[nodiscard]] static bool hands_off() noexcept { return false; }
+    [[nodiscard]] static bool spins() noexcept { return false; }
+
+    [[nodiscard]] bool reserved() const noexcept { return outcome_ == outcome::reserved; }
+    [[nodiscard]] bool disconnected() const noexcept {
+      return outcome_ == outcome::disconnected;
+    }
+
+   private:
+    enum class outcome { none, reserved, disconnected };
+
+    bool try_locked() noexcept {
+      if (ch_->disconnected_) {
+        outcome_ = outcome::disconnected;
+        return true;
+      }
+      if (ch_->parked_state_ != parked::free || ch_->receivers_.empty()) return false;
+      ch_->parked_state_ = parked::reserved;
+      outcome_ = outcome::reserved;
+      return true;
+    }
+
+    zero_channel* ch_;
+    outcome outcome_ = outcome::none;
+  };
+
+  std::expected<void, try_reserve_error> try_reserve() noexcept {
+    reserve_steps st(*this);
+    st.attempt();
+    if (st.reserved()) return {};
+    return std::unexpected(st.disconnected() ? try_reserve_error::disconnected
+                                             : try_reserve_error::full);
+  }
+
+  std::expected<void, reserve_timeout_error> reserve(const deadline& d,
+                                                     const std::stop_token& stop = {}) noexcept {
+    reserve_steps st(*this);
+    if (!st.attempt()) {
+      switch (wait_on(st, d, stop)) {
+        case wait_result::done:
+          break;
+        case wait_result::timeout:
+          return std::unexpected(reserve_timeout_error::timeout);
+        case wait_result::cancelled:
+          return std::unexpected(reserve_timeout_error::cancelled);
+      }
+    }
+    if (st.reserved()) return {};
+    return std::unexpected(reserve_timeout_error::disconnected);
+  }
+
+  // A permit's send: to a waiting receiver, else into `parked_`.
+  void send_reserved(T&& msg) noexcept {
+    std::unique_lock guard(lock_);
+    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
+      parked_state_ = parked::free;
+      const claimed_entry next = claim_reserver();
+      guard.unlock();
+      hand_to(c, msg);
+      next.wake();
+      return;
+    }
+    parked_state_ = parked::writing;
+    guard.unlock();
+    parked_.construct(std::move(msg));
+    guard.lock();
+    // A receiver that registered while the value was being written.
+    const claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
+    parked_state_ = c ? parked::taking : parked::full;
+    if (!c) parked_full_.store(true, std::memory_order_relaxed);
+    guard.unlock();
+    if (c) {
+      T value = parked_.take();
+      hand_to(c, value);
+      free_parked();
+    }
+  }
+
+  // A permit dropped unused.
+  void release_reserved() noexcept {
+    std::unique_lock guard(lock_);
+    parked_state_ = parked::free;
+    const claimed_entry next = claim_reserver();
+    // A receiver of a closed channel waits for the permit: it may now learn
+    // of the disconnection.
+    const bool wake_receivers = disconnected_;
+    guard.unlock();
+    next.wake();
+    if (wake_receivers) disconnect_waiters(receivers_);
+  }
+
   // --- receiving ----------------------------------------------------------------
 
   // Takes the message of a blocked sender, if there is one.
@@ -223,13 +367,17 @@ class zero_channel {
         return true;
       }
       std::unique_lock guard(ch_->lock_);
+      if (ch_->parked_state_ == parked::full) [[unlikely]] {
+        take_parked(guard);
+        return true;
+      }
       if (claimed_entry c = ch_->senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
         guard.unlock();
         set(static_cast<packet*>(c.packet)->msg.take());
         c.wake();  // the hand-off is complete: the sender may leave
         return true;
       }
-      if (!ch_->disconnected_) return false;
+      if (!ch_->disconnected_ || ch_->permit_out()) return false;
       guard.unlock();
       set_disconnected();
       return true;
@@ -242,19 +390,27 @@ class zero_channel {
         return readiness::done;
       }
       std::unique_lock guard(ch_->lock_);
+      if (ch_->parked_state_ == parked::full) [[unlikely]] {
+        take_parked(guard);
+        return readiness::done;
+      }
       if (claimed_entry c = ch_->senders_.claim_first(e.w->owner(), /*handoff=*/true)) {
         guard.unlock();
         set(static_cast<packet*>(c.packet)->msg.take());
         c.wake();  // the hand-off is complete: the sender may leave
         return readiness::done;
       }
-      if (ch_->disconnected_) {
+      if (ch_->disconnected_ && !ch_->permit_out()) {
         guard.unlock();
         set_disconnected();
         return readiness::done;
       }
       e.packet = &p_;
       ch_->receivers_.push_back(e);
+      // A reservation waits for a receiver to wait.
+      const claimed_entry reserver = ch_->claim_reserver();
+      guard.unlock();
+      reserver.wake();
       return readiness::wait;
     }
     static readiness recheck() noexcept { return readiness::wait; }
@@ -272,6 +428,14 @@ class zero_channel {
     [[nodiscard]] bool disconnected() const noexcept { return disconnected_; }
 
    private:
+    // Takes the parked message (parked_state_ full, lock held).
+    void take_parked(std::unique_lock<spin_lock>& guard) noexcept {
+      ch_->parked_state_ = parked::taking;
+      ch_->parked_full_.store(false, std::memory_order_relaxed);
+      guard.unlock();
+      set(ch_->parked_.take());
+      ch_->free_parked();
+    }
     void set_disconnected() noexcept {
       disconnected_ = true;
       std::destroy_at(result_);
@@ -297,10 +461,11 @@ class zero_channel {
   // A message the receiver took and gives back (the next receive returns it).
   receive_stash<T>& stash() noexcept { return stash_; }
 
-  // --- queries: a rendezvous channel never holds a message ------------------------
+  // --- queries: a rendezvous channel holds no message ------------------------------
 
-  [[nodiscard]] static constexpr std::size_t len() noexcept { return 0; }
-  [[nodiscard]] static constexpr bool is_empty() noexcept { return true; }
+  // (Except a message a permit parked: see the header.)
+  [[nodiscard]] std::size_t len() const noexcept { return parked_full_.load(std::memory_order_relaxed) ? 1 : 0; }
+  [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
   [[nodiscard]] static constexpr bool is_full() noexcept { return true; }
   [[nodiscard]] static constexpr std::optional<std::size_t> capacity() noexcept { return 0; }
   // seq_cst: also the re-check of a closed watcher (closed_steps), against
@@ -334,6 +499,7 @@ class zero_channel {
     // woken after it.
     disconnect_waiters(senders_);
     disconnect_waiters(receivers_);
+    disconnect_waiters(reservers_);
     closed_watchers_.disconnect();
   }
 
@@ -358,10 +524,38 @@ class zero_channel {
     c.wake();
   }
 
-  spin_lock lock_;  // guards the two queues and disconnected_
+  // Who owns `parked_` (see the header).
+  enum class parked : unsigned char { free, reserved, writing, full, taking };
+
+  [[nodiscard]] bool permit_out() const noexcept {
+    return parked_state_ == parked::reserved || parked_state_ == parked::writing;
+  }
+
+  // A reservation to wake, if a receiver waits and no permit is out (lock held).
+  claimed_entry claim_reserver() noexcept {
+    if (reservers_.empty() || receivers_.empty() || parked_state_ != parked::free) return {};
+    return reservers_.claim_first(nullptr);
+  }
+
+  // After the parked message was moved out: `parked_` is free again.
+  void free_parked() noexcept {
+    claimed_entry next;
+    {
+      std::lock_guard guard(lock_);
+      parked_state_ = parked::free;
+      next = claim_reserver();
+    }
+    next.wake();
+  }
+
+  spin_lock lock_;  // guards the three queues, disconnected_ and parked_state_
   waiter_list senders_;    // blocked senders, each with a full packet
   waiter_list receivers_;  // blocked receivers, each with an empty packet
+  waiter_list reservers_;  // blocked reservations (permits)
   bool disconnected_ = false;
+  parked parked_state_ = parked::free;
+  std::atomic<bool> parked_full_{false};  // lock-free mirror of "full", for queries
+  storage<T> parked_;  // the message a permit sent while no receiver waited
   std::atomic<bool> disconnected_flag_{false};  // lock-free mirror for queries
   wait_queue closed_watchers_;  // senders waiting for the receiving side to stop
   receive_stash<T> stash_;      // a message a cancelled receive gave back

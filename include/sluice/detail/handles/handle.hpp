@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 
 namespace sluice::detail {
 
@@ -87,6 +88,12 @@ struct handle_access {
   template <class H, class Ref>
   static H adopt(const Ref& ref) noexcept {
     return H(ref);
+  }
+  // An H made by its private constructor from `x` (a permit adopting the
+  // sender of the slot just reserved).
+  template <class H, class X>
+  static H make(X&& x) noexcept {
+    return H(std::forward<X>(x));
   }
 };
 
