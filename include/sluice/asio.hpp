@@ -4,6 +4,8 @@
 //   auto r = co_await rx.async_recv(asio::use_awaitable);          // std::expected<T, recv_timeout_error>
 //   auto s = co_await tx.async_send(v, asio::use_awaitable);       // std::expected<void, send_timeout_error<T>>
 //   bool c = co_await tx.async_closed(asio::use_awaitable);        // true: the receiving side stopped
+//   auto p = co_await tx.async_reserve(asio::use_awaitable);       // std::expected<permit<T>, reserve_timeout_error>
+//   auto n = co_await rx.async_recv_many(out, 64, asio::use_awaitable);  // std::expected<std::size_t, recv_timeout_error>
 //   auto v = co_await oneshot_rx.async_recv(asio::use_awaitable);  // the same forms on a oneshot
 //   rx.async_recv([](std::expected<T, sluice::recv_timeout_error> r) { ... });
 //   auto f = rx.async_recv(asio::use_future);
@@ -49,7 +51,11 @@
 
 #include <sluice/sluice.hpp>
 
+#include <asio/associated_allocator.hpp>
 #include <asio/associated_cancellation_slot.hpp>
+#include <asio/bind_allocator.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/query.hpp>
@@ -312,6 +318,24 @@ struct asio_send_kind {
   }
 };
 
+// A reservation: the operation holds a copy of the sender, which the permit
+// adopts. A permit reserved before a cancellation came is still delivered:
+// a handler that drops it (the losing side of `||`) gives the slot back.
+template <class T, class Steps>
+struct asio_reserve_kind {
+  using state = sync_sender<T>;
+  using steps = Steps;
+  static std::expected<permit<T>, reserve_timeout_error> make(state& tx,
+                                                              async_operation<Steps>& op) {
+    if (op.steps().visit([](auto& s) { return s.reserved(); })) {
+      return handle_access::make<permit<T>>(std::move(tx));
+    }
+    return std::unexpected(op.result() == wait_result::cancelled
+                               ? reserve_timeout_error::cancelled
+                               : reserve_timeout_error::disconnected);
+  }
+};
+
 template <class Steps>
 struct asio_closed_kind {
   struct state {};
@@ -368,6 +392,48 @@ struct completion_tokens_need_sluice_asio_hpp {
     return asio::async_initiate<Tok, void(result)>(
         [](auto handler, oneshot_receiver<T>* r) { start_oneshot_recv(std::move(handler), *r); },
         token, &rx);
+  }
+
+  // sync_sender<T>::async_reserve(token)
+  template <class T, class Tok>
+  static auto reserve(const sync_sender<T>& tx, Tok&& token) {
+    using result = std::expected<permit<T>, reserve_timeout_error>;
+    return asio::async_initiate<Tok, void(result)>(
+        [](auto handler, const sync_sender<T>* s) { start_reserve(std::move(handler), *s); },
+        token, &tx);
+  }
+
+  // receiver<T>::async_recv_many(out, limit, token): an async_recv whose
+  // handler, on the same executor turn, appends the message and drains what
+  // else is queued (receiver::append_and_drain). The wrapper carries the
+  // user handler's executor, cancellation slot and allocator.
+  template <class T, class C, class Tok>
+  static auto recv_many(receiver<T>& rx, C& out, std::size_t limit, Tok&& token) {
+    using result = std::expected<std::size_t, recv_timeout_error>;
+    return asio::async_initiate<Tok, void(result)>(
+        [](auto handler, receiver<T>* r, C* o, std::size_t lim) {
+          if (lim == 0) {
+            post_result(std::move(handler), result(0));
+            return;
+          }
+          auto ex = asio::get_associated_executor(handler, asio::system_executor());
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto alloc = asio::get_associated_allocator(handler);
+          auto then = [h = std::move(handler), r, o, lim](std::expected<T, recv_timeout_error> first) mutable {
+            if (!first) {
+              std::move(h)(first.error() == recv_timeout_error::cancelled
+                               ? result(std::unexpect, recv_timeout_error::cancelled)
+                               : result(0));
+              return;
+            }
+            std::move(h)(result(r->append_and_drain(*o, std::move(*first), lim)));
+          };
+          start_recv(asio::bind_executor(
+                         ex, asio::bind_cancellation_slot(
+                                 slot, asio::bind_allocator(alloc, std::move(then)))),
+                     *r);
+        },
+        token, &rx, &out, limit);
   }
 
   // async_closed(token) on either sender, and on a oneshot_sender
@@ -449,6 +515,25 @@ struct completion_tokens_need_sluice_asio_hpp {
       using flavor = std::remove_reference_t<decltype(c.chan())>;
       op::start(std::move(handler), std::move(value),
                 std::in_place_type<typename flavor::send_steps>, c.chan());
+    });
+  }
+
+  template <class Handler, class T>
+  static void start_reserve(Handler&& handler, const sync_sender<T>& tx) {
+    using flavor_steps = any_steps<stateless_steps<typename array_channel<T>::reserve_steps>,
+                                   stateless_steps<typename zero_channel<T>::reserve_steps>,
+                                   stateless_no_channel_steps>;
+    using op = asio_operation<asio_reserve_kind<T, flavor_steps>, std::decay_t<Handler>>;
+    const auto& ref = handle_access::ref(tx);
+    if (ref.empty()) {
+      op::start(std::move(handler), sync_sender<T>(),
+                std::in_place_type<stateless_no_channel_steps>);
+      return;
+    }
+    ref.visit([&](auto& c) {
+      using flavor = std::remove_reference_t<decltype(c.chan())>;
+      op::start(std::move(handler), sync_sender<T>(tx),
+                std::in_place_type<stateless_steps<typename flavor::reserve_steps>>, c.chan());
     });
   }
 

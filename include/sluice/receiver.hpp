@@ -243,6 +243,19 @@ class receiver
                                 [&] { return async_recv(std::move(where), std::move(stop)); });
   }
 
+  /// async_recv_many(out, limit, token) - with <sluice/asio.hpp>: the Asio
+  /// form, completing `token` with std::expected<std::size_t,
+  /// recv_timeout_error> (cancelled, or how many were appended: 0 when the
+  /// channel is empty and disconnected). The messages are appended on the
+  /// handler's executor, just before the handler runs; `out` must outlive
+  /// the operation. Cancellation: nothing is appended and no message is taken.
+  template <class C, detail::completion_token Token>
+    requires requires(C& c, T&& v) { c.push_back(std::move(v)); }
+  auto async_recv_many(C& out, std::size_t limit, Token&& token) {
+    return detail::completion_tokens_need_sluice_asio_hpp<std::decay_t<Token>>::recv_many(
+        *this, out, limit, std::forward<Token>(token));
+  }
+
   /// Blocking iteration: each step waits for the next message; the range
   /// ends when the channel is empty and disconnected.
   iterator begin() { return iterator(this, true); }
@@ -257,6 +270,9 @@ class receiver
   template <sendable U>
   friend auto sync_channel(std::size_t);
   explicit receiver(typename base::ref_type ref) noexcept : base(ref) {}
+  // The Asio form of async_recv_many drains through append_and_drain.
+  template <class Token>
+  friend struct detail::completion_tokens_need_sluice_asio_hpp;
 
   // The awaitable type is named inside the function only: naming a
   // flavor's steps in the class would instantiate the flavor with the
