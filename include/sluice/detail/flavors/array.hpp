@@ -443,6 +443,17 @@ class array_channel {
     return (pos_of(tail_.value.load(std::memory_order_seq_cst)) & mark_bit_) != 0;
   }
 
+  // Tests only: moves a new, unused channel whose slots are all allocated
+  // (one segment) to its last lap, so that its positions wrap to lap 0
+  // after `cap` more sends.
+  void start_at_last_lap_for_testing() noexcept {
+    const std::size_t lap = (pos_mask + 1) - one_lap_;
+    head_.value.pos.store(lap, std::memory_order_relaxed);
+    tail_.value.store(make_word(lap, 0), std::memory_order_relaxed);
+    slot* s = segments_[0].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < cap_; ++i) s[i].stamp.store(lap, std::memory_order_relaxed);
+  }
+
   // --- disconnection ------------------------------------------------------------
 
   void disconnect_senders() noexcept {
