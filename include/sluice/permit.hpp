@@ -52,7 +52,8 @@ class permit {
   /// reserved slot; cannot fail and never waits. After the receiver called
   /// close(), the value is still received (the receiver waits for every
   /// permit before it reports the disconnection); after the receiver is
-  /// gone, it is destroyed with the channel. The permit is empty afterwards.
+  /// gone, it is destroyed at once, as the messages queued then were. The
+  /// permit is empty afterwards.
   /// Precondition: the permit is not empty (checked: aborts with a message).
   void send(T value) && noexcept {
     if (!tx_) [[unlikely]] empty_permit_used();

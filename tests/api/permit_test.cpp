@@ -128,16 +128,40 @@ TEST(Permit, DroppedPermitAfterCloseEndsReceive) {
   EXPECT_FALSE(rx.recv().has_value());
 }
 
-TEST(Permit, SendAfterReceiverGoneDestroysValueWithChannel) {
+TEST(Permit, SendAfterReceiverGoneDestroysValueAtOnce) {
   auto count = std::make_shared<int>(0);
   auto [tx, rx] = sluice::sync_channel<std::shared_ptr<int>>(2);
   auto p = tx.reserve();
   ASSERT_TRUE(p);
   rx = sluice::receiver<std::shared_ptr<int>>();
   std::move(*p).send(count);
-  EXPECT_EQ(count.use_count(), 2);
-  tx = sluice::sync_sender<std::shared_ptr<int>>();
   EXPECT_EQ(count.use_count(), 1);
+  EXPECT_EQ(tx.try_reserve().error(), sluice::try_reserve_error::disconnected);
+}
+
+// A message that holds a sender of its own channel, sent through a permit
+// after the receiver left: destroyed at once, so the channel is not kept
+// alive by its own message (LeakSanitizer would report it).
+struct holds_own_sender {
+  sluice::sync_sender<holds_own_sender>* unused = nullptr;
+  std::shared_ptr<sluice::sync_sender<holds_own_sender>> back;
+};
+TEST(Permit, SelfReferencingMessageAfterReceiverGoneIsNotLeaked) {
+  for (std::size_t cap : {0u, 2u}) {
+    auto [tx, rx] = sluice::sync_channel<holds_own_sender>(cap);
+    std::stop_source leave;
+    std::jthread t([&] { (void)rx.recv(leave.get_token()); });  // lets a rendezvous permit be had
+    auto p = tx.reserve();
+    ASSERT_TRUE(p);
+    leave.request_stop();
+    t.join();
+    rx = sluice::receiver<holds_own_sender>();
+    holds_own_sender m;
+    m.back = std::make_shared<sluice::sync_sender<holds_own_sender>>(tx);
+    std::weak_ptr<sluice::sync_sender<holds_own_sender>> watch = m.back;
+    std::move(*p).send(std::move(m));
+    EXPECT_TRUE(watch.expired()) << "cap " << cap;
+  }
 }
 
 TEST(Permit, StopTokenCancelsReserve) {
@@ -231,7 +255,7 @@ TEST(RendezvousPermit, ValueParkedWhenReceiverLeft) {
   EXPECT_EQ(rx.len(), 0u);
 }
 
-TEST(RendezvousPermit, ParkedValueDestroyedWithChannel) {
+TEST(RendezvousPermit, ValueSentAfterReceiverGoneDestroyedAtOnce) {
   auto count = std::make_shared<int>(0);
   auto [tx, rx] = sluice::sync_channel<std::shared_ptr<int>>(0);
   std::stop_source leave;
@@ -242,9 +266,7 @@ TEST(RendezvousPermit, ParkedValueDestroyedWithChannel) {
   t.join();
   rx = sluice::receiver<std::shared_ptr<int>>();
   std::move(*p).send(count);
-  EXPECT_EQ(count.use_count(), 2);
-  tx = sluice::sync_sender<std::shared_ptr<int>>();  // the used permit holds no sender
-  EXPECT_EQ(count.use_count(), 1);
+  EXPECT_EQ(count.use_count(), 1);  // destroyed at once: the receiver is gone
 }
 
 TEST(RendezvousPermit, ReceiverOfClosedChannelWaitsForPermit) {
@@ -265,4 +287,21 @@ TEST(RendezvousPermit, ReceiverOfClosedChannelWaitsForPermit) {
   EXPECT_FALSE(rx.recv().has_value());
 }
 
+}  // namespace
+
+namespace {
+TEST(RendezvousPermit, ParkedValueDestroyedWithReceiver) {
+  auto count = std::make_shared<int>(0);
+  auto [tx, rx] = sluice::sync_channel<std::shared_ptr<int>>(0);
+  std::stop_source leave;
+  std::jthread t([&] { (void)rx.recv(leave.get_token()); });
+  auto p = tx.reserve();
+  ASSERT_TRUE(p);
+  leave.request_stop();
+  t.join();
+  std::move(*p).send(count);  // parked: no receiver waits
+  EXPECT_EQ(count.use_count(), 2);
+  rx = sluice::receiver<std::shared_ptr<int>>();
+  EXPECT_EQ(count.use_count(), 1);
+}
 }  // namespace

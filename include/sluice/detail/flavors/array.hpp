@@ -27,8 +27,10 @@
 // reservation only if that slot is free (then p grows), and a permit's send
 // takes the slot at the tail, which is free, so it never waits or fails.
 // The receiver frees slots in position order, so the slot p positions on
-// being free means every slot before it is. At most 65535 permits are out at
-// once (beyond that a reservation waits, as for a full channel).
+// being free means every slot before it is. At most 32767 permits are out at
+// once (beyond that a reservation waits, as for a full channel); the 16th
+// bit says the receiver is gone: a permit's send then takes no slot and its
+// value is destroyed at once, as queued messages were.
 //
 // Stamp protocol for the slot at `index` (absolute stamp = stored + index):
 //   stamp == tail          empty in the sender's lap: the sender may write
@@ -125,9 +127,7 @@ class array_channel {
   array_channel& operator=(const array_channel&) = delete;
 
   ~array_channel() {
-    // The receiver's disconnect destroyed what was queued then; permits may
-    // have sent more since (every handle is gone now, so every write is done).
-    discard_all();
+    // Messages were destroyed by the receiver's disconnect; free the slots.
     for (std::size_t i = 0; i < seg_count_; ++i) {
       free_segment(segments_[i].load(std::memory_order_relaxed), segment_len(i));
     }
@@ -243,12 +243,17 @@ class array_channel {
 
   // A permit's send: takes the slot at the tail, which the permits hold
   // free, so it never waits on anyone and never fails. Sent after close() it
-  // is still received; sent after the receiver is gone, it is destroyed
-  // with the channel. Keeps the mark bit.
+  // is still received (keeps the mark bit). Once the receiver is gone it
+  // takes no slot: `msg` is left to the caller, who destroys it.
   void send_reserved(T&& msg) noexcept {
     backoff bo;
     std::size_t word = tail_.value.load(std::memory_order_relaxed);
     for (;;) {
+      if ((word & receiver_gone_bit) != 0) {
+        // The permit count only; nobody reads the slots any more.
+        if (tail_.value.compare_exchange_weak(word, word - 1, std::memory_order_relaxed)) return;
+        continue;
+      }
       const std::size_t marked = pos_of(word) & mark_bit_;
       const std::size_t tail = pos_of(word) & ~mark_bit_;
       const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
@@ -472,8 +477,13 @@ class array_channel {
     }
   }
 
+  // Queued messages are destroyed here, and so is anything a permit sends
+  // later (send_reserved): the seal below comes after every slot claimed
+  // before it, in the tail word's order, so discard_all() sees them all.
   void disconnect_receivers() noexcept {
     close();
+    // seq_cst: ordered with every CAS on the tail word (see try_push).
+    tail_.value.fetch_or(receiver_gone_bit, std::memory_order_seq_cst);
     discard_all();
     head_.value.stash.clear();
   }
@@ -587,9 +597,11 @@ class array_channel {
 
   // --- the tail word and positions (see the header) -----------------------------
 
+  // The low 16 bits: the permit count below, and the receiver-gone bit.
   static constexpr unsigned permit_bits = 16;
   static constexpr unsigned pos_bits = sizeof(std::size_t) * 8 - permit_bits;
-  static constexpr std::size_t max_permits = (std::size_t{1} << permit_bits) - 1;
+  static constexpr std::size_t receiver_gone_bit = std::size_t{1} << (permit_bits - 1);
+  static constexpr std::size_t max_permits = receiver_gone_bit - 1;
   static constexpr std::size_t pos_mask = ~std::size_t{0} >> permit_bits;
 
   static constexpr std::size_t pos_of(std::size_t word) noexcept { return word >> permit_bits; }

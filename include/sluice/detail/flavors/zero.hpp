@@ -73,11 +73,6 @@ class zero_channel {
   zero_channel() noexcept = default;
   zero_channel(const zero_channel&) = delete;
   zero_channel& operator=(const zero_channel&) = delete;
-  // A message a permit sent after the receiver left is destroyed with the
-  // channel (every handle is gone now, so every write is done).
-  ~zero_channel() {
-    if (parked_state_ == parked::full) parked_.destroy();
-  }
 
   // --- sending ----------------------------------------------------------------
 
@@ -278,10 +273,18 @@ class zero_channel {
     return std::unexpected(reserve_timeout_error::disconnected);
   }
 
-  // A permit's send: to a waiting receiver, else into `parked_`.
+  // A permit's send: to a waiting receiver, else into `parked_`; once the
+  // receiver is gone, nowhere (`msg` is left to the caller, who destroys it).
+  // A permit's send never waits, so it may pair with a receiver of its own
+  // owner (a coroutine resumed inline by that receiver's registration):
+  // claims name no owner.
   void send_reserved(T&& msg) noexcept {
     std::unique_lock guard(lock_);
-    if (claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true)) {
+    if (receiver_gone_) {
+      parked_state_ = parked::free;
+      return;
+    }
+    if (claimed_entry c = receivers_.claim_first(nullptr, /*handoff=*/true)) {
       parked_state_ = parked::free;
       const claimed_entry next = claim_reserver();
       guard.unlock();
@@ -293,8 +296,14 @@ class zero_channel {
     guard.unlock();
     parked_.construct(std::move(msg));
     guard.lock();
+    if (receiver_gone_) {  // it left while the value was being written
+      parked_state_ = parked::taking;  // for good: nobody reserves any more
+      guard.unlock();
+      parked_.destroy();
+      return;
+    }
     // A receiver that registered while the value was being written.
-    const claimed_entry c = receivers_.claim_first(current_thread_owner(), /*handoff=*/true);
+    const claimed_entry c = receivers_.claim_first(nullptr, /*handoff=*/true);
     parked_state_ = c ? parked::taking : parked::full;
     if (!c) parked_full_.store(true, std::memory_order_relaxed);
     guard.unlock();
@@ -479,8 +488,21 @@ class zero_channel {
   // senders wake and take their messages back, blocked receivers wake empty.
 
   void disconnect_senders() noexcept { disconnect(); }
+  // A parked message is destroyed here; one being written now is destroyed
+  // by its writer (send_reserved), which sees receiver_gone_.
   void disconnect_receivers() noexcept {
     disconnect();
+    bool destroy_parked = false;
+    {
+      std::lock_guard guard(lock_);
+      receiver_gone_ = true;
+      if (parked_state_ == parked::full) {
+        parked_state_ = parked::taking;  // for good: nobody reserves any more
+        parked_full_.store(false, std::memory_order_relaxed);
+        destroy_parked = true;
+      }
+    }
+    if (destroy_parked) parked_.destroy();
     stash_.clear();
   }
   void close() noexcept { disconnect(); }
@@ -553,6 +575,7 @@ class zero_channel {
   waiter_list receivers_;  // blocked receivers, each with an empty packet
   waiter_list reservers_;  // blocked reservations (permits)
   bool disconnected_ = false;
+  bool receiver_gone_ = false;  // a permit's send then goes nowhere
   parked parked_state_ = parked::free;
   std::atomic<bool> parked_full_{false};  // lock-free mirror of "full", for queries
   storage<T> parked_;  // the message a permit sent while no receiver waited
