@@ -267,6 +267,10 @@ class asio_operation final : private held<typename Kind::state>,
   // Destroyed without completing: its context is going away.
   void destroy() noexcept {
     if (registry_ != nullptr) registry_->remove(*this);
+    // What the operation had achieved is undone (a reserved slot given back).
+    if constexpr (requires { Kind::dropped(this->holder::value, *this); }) {
+      Kind::dropped(this->holder::value, *this);
+    }
     this->discard();
     delete this;
   }
@@ -334,6 +338,9 @@ struct asio_reserve_kind {
                                ? reserve_timeout_error::cancelled
                                : reserve_timeout_error::disconnected);
   }
+  // The operation is destroyed with its handler never called (its context
+  // went away): a slot it reserved goes back, through the permit's destructor.
+  static void dropped(state& tx, async_operation<Steps>& op) noexcept { (void)make(tx, op); }
 };
 
 template <class Steps>

@@ -305,3 +305,43 @@ TEST(RendezvousPermit, ParkedValueDestroyedWithReceiver) {
   EXPECT_EQ(count.use_count(), 1);
 }
 }  // namespace
+
+namespace {
+// The permit ceiling (32767 out at once): a reservation there waits for a
+// permit to be used or given back, and never swallows the wake-up a plain
+// sender needs when the receiver makes room.
+TEST(Permit, CeilingReservationWaitsAndDoesNotStarveSenders) {
+  constexpr std::size_t ceiling = 32767;
+  auto [tx, rx] = sluice::sync_channel<int>(ceiling + 1);
+  std::vector<sluice::permit<int>> held;
+  held.reserve(ceiling);
+  for (std::size_t i = 0; i < ceiling; ++i) held.push_back(std::move(*tx.try_reserve()));
+  EXPECT_EQ(tx.try_reserve().error(), sluice::try_reserve_error::full);
+  EXPECT_FALSE(tx.is_full());
+  ASSERT_TRUE(tx.try_send(-1).has_value());  // the last free slot
+  EXPECT_TRUE(tx.is_full());
+  std::atomic<bool> reserved{false};
+  std::atomic<bool> sent{false};
+  std::jthread reserver([&] {
+    auto p = tx.reserve();
+    EXPECT_TRUE(p.has_value());
+    reserved = true;
+    if (p) std::move(*p).send(-3);
+  });
+  std::jthread sender([&] {
+    EXPECT_TRUE(tx.send(-2).has_value());
+    sent = true;
+  });
+  std::this_thread::sleep_for(20ms);  // let both block (the test holds if they have not yet)
+  EXPECT_EQ(rx.recv().value(), -1);   // room for the plain sender only
+  sender.join();
+  EXPECT_TRUE(sent.load());
+  EXPECT_FALSE(reserved.load());
+  EXPECT_EQ(rx.recv().value(), -2);   // room again, but the ceiling still holds
+  held.pop_back();                    // below the ceiling: the reservation goes on
+  reserver.join();
+  EXPECT_EQ(rx.recv().value(), -3);
+  held.clear();
+  EXPECT_TRUE(rx.is_empty());
+}
+}  // namespace

@@ -143,6 +143,30 @@ TEST(asio_reserve, rendezvous_permit_waits_for_a_receiver) {
   io.run();
 }
 
+// A reservation made at initiation whose handler never runs (its
+// io_context is destroyed first) gives its slot back.
+TEST(asio_reserve, context_destroyed_before_the_handler_gives_the_slot_back) {
+  auto [tx, rx] = sluice::sync_channel<int>(1);
+  bool called = false;
+  {
+    asio::io_context io;
+    tx.async_reserve(asio::bind_executor(io, [&](permit_result) { called = true; }));
+  }
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(tx.try_reserve().has_value());
+  auto [ztx, zrx] = sluice::sync_channel<int>(0);
+  std::stop_source leave;
+  std::jthread waiting([&] { (void)zrx.recv(leave.get_token()); });
+  while (!ztx.try_reserve()) std::this_thread::yield();  // a receiver waits (the permit goes back)
+  {
+    asio::io_context io;
+    ztx.async_reserve(asio::bind_executor(io, [&](permit_result) { called = true; }));
+  }
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(ztx.try_reserve().has_value());  // the receiver still waits; the hand-off is free
+  leave.request_stop();
+}
+
 TEST(asio_reserve, empty_handle_completes_disconnected) {
   sluice::sync_sender<int> tx;
   auto f = tx.async_reserve(asio::use_future);

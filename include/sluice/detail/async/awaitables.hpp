@@ -114,6 +114,8 @@ class awaitable_operation : public async_operation<Steps> {
   void rethrow_if_failed() const {
     if (this->error()) std::rethrow_exception(this->error());
   }
+  // Still pending after a suspension (not yet finished by a claimer).
+  [[nodiscard]] bool pending() const noexcept { return suspended_; }
   [[nodiscard]] bool cancelled() const noexcept {
     return this->result() == wait_result::cancelled;
   }
@@ -255,9 +257,22 @@ class reserve_awaitable : private held<Sender>, public awaitable_operation<Steps
   reserve_awaitable(Resumption resumption, std::stop_token stop)
       : base(std::move(resumption), std::move(stop), std::in_place_type<no_channel_steps>) {}
 
+  reserve_awaitable(const reserve_awaitable&) = delete;
+  reserve_awaitable& operator=(const reserve_awaitable&) = delete;
+  // A coroutine destroyed after the reservation finished but before it
+  // resumed (a scheduler that dropped it): the slot goes back. While still
+  // pending, the base abandons the operation (nothing was reserved).
+  ~reserve_awaitable() {
+    if (!delivered_ && !this->pending() &&
+        this->steps().visit([](auto& s) { return s.reserved(); })) {
+      (void)handle_access::make<Permit>(std::move(this->holder::value));
+    }
+  }
+
   std::expected<Permit, Error> await_resume() {
     this->rethrow_if_failed();
     if (this->steps().visit([](auto& s) { return s.reserved(); })) {
+      delivered_ = true;
       return handle_access::make<Permit>(std::move(this->holder::value));
     }
     if constexpr (std::is_same_v<Error, reserve_error>) {
@@ -266,6 +281,9 @@ class reserve_awaitable : private held<Sender>, public awaitable_operation<Steps
       return std::unexpected(this->cancelled() ? Error::cancelled : Error::disconnected);
     }
   }
+
+ private:
+  bool delivered_ = false;  // the permit left through await_resume
 };
 
 // co_await tx.async_closed(): completes when the receiving side stopped

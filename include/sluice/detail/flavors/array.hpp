@@ -84,7 +84,8 @@ namespace sluice::detail {
 template <class T>
 class array_channel {
   // installing: the next slot's segment is being allocated by another sender.
-  enum class push_result { sent, full, installing, disconnected };
+  // ceiling: a reservation with the most permits out already.
+  enum class push_result { sent, full, installing, disconnected, ceiling };
 
   struct slot {
     std::atomic<std::size_t> stamp{0};  // relative stamp, see above
@@ -140,6 +141,7 @@ class array_channel {
       case push_result::sent:
         return {};
       case push_result::full:
+      case push_result::ceiling:     // (reservations only)
       case push_result::installing:  // room exists, but not yet its memory
         return std::unexpected(try_send_error<T>{try_send_error<T>::reason_t::full, std::move(msg)});
       case push_result::disconnected:
@@ -179,19 +181,27 @@ class array_channel {
     bool attempt() {
       if constexpr (Reserve) {
         r_ = ch_->try_reserve_slot();
+        // A wake-up for room that this reservation cannot use (the permit
+        // ceiling) goes on to a waiter that can.
+        if (r_ == push_result::ceiling) ch_->senders_.notify_one();
       } else {
         r_ = ch_->try_push(*msg_);
       }
       return r_ == push_result::sent || r_ == push_result::disconnected;
     }
+    // A reservation at the permit ceiling waits in a queue of its own, for a
+    // permit to be used or given back; every other one waits for room.
     readiness enlist(wait_entry& e) noexcept {
-      ch_->senders_.register_entry(e);
-      return ch_->room_readiness(Reserve);
+      at_ceiling_ = Reserve && ch_->at_permit_ceiling();
+      queue().register_entry(e);
+      return recheck();
     }
-    readiness recheck() noexcept { return ch_->room_readiness(Reserve); }
-    void delist(wait_entry& e) noexcept { ch_->senders_.unregister(e); }
+    readiness recheck() noexcept {
+      return at_ceiling_ ? ch_->ceiling_readiness() : ch_->room_readiness(Reserve);
+    }
+    void delist(wait_entry& e) noexcept { queue().unregister(e); }
     void completed() noexcept {}
-    void relay() noexcept { ch_->senders_.notify_one(); }  // the room is another sender's
+    void relay() noexcept { queue().notify_one(); }  // the room is another waiter's
     [[nodiscard]] static bool hands_off() noexcept { return false; }
     [[nodiscard]] static bool spins() noexcept { return true; }
 
@@ -200,9 +210,12 @@ class array_channel {
     [[nodiscard]] bool reserved() const noexcept { return r_ == push_result::sent; }
 
    private:
+    wait_queue& queue() noexcept { return at_ceiling_ ? ch_->head_.value.ceiling_waiters : ch_->senders_; }
+
     array_channel* ch_;
     T* msg_ = nullptr;
     push_result r_ = push_result::full;
+    bool at_ceiling_ = false;  // registered in ceiling_waiters
   };
   using send_steps = room_steps<false>;
   using reserve_steps = room_steps<true>;
@@ -216,6 +229,7 @@ class array_channel {
         return {};
       case push_result::full:
       case push_result::installing:
+      case push_result::ceiling:
         return std::unexpected(try_reserve_error::full);
       case push_result::disconnected:
         break;
@@ -263,7 +277,7 @@ class array_channel {
         const std::size_t index = tail & (mark_bit_ - 1);
         publish(segment_of(index)[index & seg_mask()], tail, msg);
         // A reservation waits while the permit count is at its ceiling.
-        if (permits_of(word) == max_permits) senders_.notify_one();
+        if (permits_of(word) == max_permits) head_.value.ceiling_waiters.notify_one();
         return;
       }
       bo.spin();
@@ -277,6 +291,7 @@ class array_channel {
     // channel, with the receiver that waits for the last permit.
     const std::size_t old = tail_.value.fetch_sub(1, std::memory_order_seq_cst);
     senders_.notify_one();
+    if (permits_of(old) == max_permits) head_.value.ceiling_waiters.notify_one();
     if ((pos_of(old) & mark_bit_) != 0) receivers_.notify_one();
   }
 
@@ -472,6 +487,7 @@ class array_channel {
   void close() noexcept {
     if (mark_tail()) {
       senders_.disconnect();
+      head_.value.ceiling_waiters.disconnect();
       head_.value.closed_watchers.disconnect();
       receivers_.disconnect();
     }
@@ -710,7 +726,7 @@ class array_channel {
       const std::size_t tail = pos_of(word);
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
       const std::size_t permits = permits_of(word);
-      if (permits == max_permits) return push_result::full;
+      if (permits == max_permits) return push_result::ceiling;
       slot* s = nullptr;
       switch (room_at(advance(tail, permits), s)) {
         case room::free:
@@ -733,6 +749,19 @@ class array_channel {
     }
   }
 
+  [[nodiscard]] bool at_permit_ceiling() const noexcept {
+    return permits_of(tail_.value.load(std::memory_order_relaxed)) == max_permits;
+  }
+
+  // For a reservation registered at the ceiling: will a permit's send or
+  // release notify? seq_cst: the re-check half of the Dekker pair with
+  // their RMW on the tail word.
+  [[nodiscard]] readiness ceiling_readiness() const noexcept {
+    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    if ((pos_of(word) & mark_bit_) != 0 || permits_of(word) < max_permits) return readiness::ready;
+    return readiness::wait;
+  }
+
   // For a registered sender (a reservation if `reserving`): is there room
   // (or a disconnect), or will the receiver's (or the segment installer's,
   // or a permit's) notify come?
@@ -742,8 +771,8 @@ class array_channel {
     const std::size_t tail = pos_of(word);
     if ((tail & mark_bit_) != 0) return readiness::ready;
     const std::size_t permits = permits_of(word);
-    // A permit's send at the ceiling notifies.
-    if (reserving && permits == max_permits) return readiness::wait;
+    // Try again: then wait in ceiling_waiters.
+    if (reserving && permits == max_permits) return readiness::ready;
     const std::size_t probe = advance(tail, permits);
     const std::size_t index = probe & (mark_bit_ - 1);
     const slot* s = segments_[index >> seg_shift_].load(std::memory_order_seq_cst);
@@ -797,6 +826,9 @@ class array_channel {
     // line: only close() and those rare waiters touch it, and the cold line
     // must keep room for the counter's fields (counter.hpp).
     wait_queue closed_watchers;
+    // Reservations blocked on the permit ceiling (32767 out): as rare, so
+    // here too.
+    wait_queue ceiling_waiters;
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   cache_padded<std::atomic<std::size_t>> tail_;  // senders
