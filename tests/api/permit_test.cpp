@@ -62,7 +62,7 @@ TEST(Permit, DroppedPermitWakesBlockedSender) {
   auto p = tx.reserve();
   ASSERT_TRUE(p);
   std::atomic<bool> sent{false};
-  std::jthread t([&, &tx = tx] {
+  std::jthread t([&] {
     EXPECT_TRUE(tx.send(5).has_value());
     sent = true;
   });
@@ -77,7 +77,7 @@ TEST(Permit, DroppedPermitWakesBlockedSender) {
 TEST(Permit, ReserveWaitsForRoom) {
   auto [tx, rx] = sluice::sync_channel<int>(1);
   ASSERT_TRUE(tx.send(1).has_value());
-  std::jthread t([&, &rx = rx] {
+  std::jthread t([&] {
     std::this_thread::sleep_for(20ms);
     EXPECT_EQ(rx.recv().value(), 1);
   });
@@ -91,9 +91,9 @@ TEST(Permit, ReserveWaitsForRoom) {
 TEST(Permit, ReserveFailsOnceReceiverGone) {
   auto [tx, rx] = sluice::sync_channel<int>(1);
   ASSERT_TRUE(tx.send(1).has_value());
-  std::jthread t([&, rx = std::move(rx)]() mutable {
+  std::jthread t([&, r = std::move(rx)]() mutable {
     std::this_thread::sleep_for(20ms);
-    rx = sluice::receiver<int>();
+    r = sluice::receiver<int>();
   });
   EXPECT_FALSE(tx.reserve().has_value());
   t.join();
@@ -215,7 +215,7 @@ TEST(Permit, ManyPermitsAcrossLaps) {
 TEST(RendezvousPermit, TryReserveNeedsWaitingReceiver) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
   EXPECT_EQ(tx.try_reserve().error(), sluice::try_reserve_error::full);
-  std::jthread t([&, &rx = rx] { EXPECT_EQ(rx.recv().value(), 4); });
+  std::jthread t([&] { EXPECT_EQ(rx.recv().value(), 4); });
   sluice::permit<int> p;
   while (!p) {
     auto r = tx.try_reserve();
@@ -227,7 +227,7 @@ TEST(RendezvousPermit, TryReserveNeedsWaitingReceiver) {
 
 TEST(RendezvousPermit, ReserveWaitsForReceiver) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
-  std::jthread t([&, &rx = rx] {
+  std::jthread t([&] {
     std::this_thread::sleep_for(20ms);
     EXPECT_EQ(rx.recv().value(), 8);
   });
@@ -241,7 +241,7 @@ TEST(RendezvousPermit, ReserveWaitsForReceiver) {
 TEST(RendezvousPermit, ValueParkedWhenReceiverLeft) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
   std::stop_source leave;
-  std::jthread t([&, &rx = rx] {
+  std::jthread t([&] {
     auto r = rx.recv(leave.get_token());
     EXPECT_EQ(r.error(), sluice::recv_timeout_error::cancelled);
   });
@@ -259,7 +259,7 @@ TEST(RendezvousPermit, ValueSentAfterReceiverGoneDestroyedAtOnce) {
   auto count = std::make_shared<int>(0);
   auto [tx, rx] = sluice::sync_channel<std::shared_ptr<int>>(0);
   std::stop_source leave;
-  std::jthread t([&, &rx = rx] { (void)rx.recv(leave.get_token()); });
+  std::jthread t([&] { (void)rx.recv(leave.get_token()); });
   auto p = tx.reserve();
   ASSERT_TRUE(p);
   leave.request_stop();
@@ -272,7 +272,7 @@ TEST(RendezvousPermit, ValueSentAfterReceiverGoneDestroyedAtOnce) {
 TEST(RendezvousPermit, ReceiverOfClosedChannelWaitsForPermit) {
   auto [tx, rx] = sluice::sync_channel<int>(0);
   std::stop_source leave;
-  std::jthread t([&, &rx = rx] { (void)rx.recv(leave.get_token()); });
+  std::jthread t([&] { (void)rx.recv(leave.get_token()); });
   auto p = tx.reserve();
   ASSERT_TRUE(p);
   leave.request_stop();
