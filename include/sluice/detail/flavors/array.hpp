@@ -55,6 +55,7 @@
 #include <sluice/detail/waiting/backoff.hpp>
 #include <sluice/detail/flavors/buffered_steps.hpp>
 #include <sluice/detail/flavors/receive_stash.hpp>
+#include <sluice/detail/flavors/reservation.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
@@ -241,18 +242,7 @@ class array_channel {
   std::expected<void, reserve_timeout_error> reserve(const deadline& d,
                                                      const std::stop_token& stop = {}) {
     reserve_steps st(*this);
-    if (!st.attempt()) {
-      switch (wait_on(st, d, stop)) {
-        case wait_result::done:
-          break;
-        case wait_result::timeout:
-          return std::unexpected(reserve_timeout_error::timeout);
-        case wait_result::cancelled:
-          return std::unexpected(reserve_timeout_error::cancelled);
-      }
-    }
-    if (st.reserved()) return {};
-    return std::unexpected(reserve_timeout_error::disconnected);
+    return reserve_blocking(st, d, stop);
   }
 
   // A permit's send: takes the slot at the tail, which the permits hold
@@ -271,7 +261,7 @@ class array_channel {
       const std::size_t marked = pos_of(word) & mark_bit_;
       const std::size_t tail = pos_of(word) & ~mark_bit_;
       const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
-      // seq_cst: as try_push's CAS.
+      // seq_cst: as claim_room's CAS.
       if (tail_.value.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                             std::memory_order_relaxed)) {
         const std::size_t index = tail & (mark_bit_ - 1);
@@ -498,7 +488,7 @@ class array_channel {
   // before it, in the tail word's order, so discard_all() sees them all.
   void disconnect_receivers() noexcept {
     close();
-    // seq_cst: ordered with every CAS on the tail word (see try_push).
+    // seq_cst: ordered with every CAS on the tail word (see claim_room).
     tail_.value.fetch_or(receiver_gone_bit, std::memory_order_seq_cst);
     discard_all();
     head_.value.stash.clear();
@@ -679,64 +669,46 @@ class array_channel {
   }
 
   // Writes `msg` into a free slot (moving from it) unless full or
-  // disconnected. With permits out, the slot at the tail is one of theirs,
-  // and the one just past theirs must be free to take its place.
-  push_result try_push(T& msg) {
-    backoff bo;
-    std::size_t word = tail_.value.load(std::memory_order_relaxed);
-    for (;;) {
-      const std::size_t tail = pos_of(word);
-      if ((tail & mark_bit_) != 0) return push_result::disconnected;
-      const std::size_t permits = permits_of(word);
-      slot* s = nullptr;
-      switch (room_at(permits == 0 ? tail : advance(tail, permits), s)) {
-        case room::free:
-          // seq_cst: totally ordered with mark_tail() and with the receiver's
-          // registration re-check (the Dekker pair of waiting/protocol.hpp).
-          if (tail_.value.compare_exchange_weak(word, make_word(next_pos(tail), permits),
-                                                std::memory_order_seq_cst,
-                                                std::memory_order_relaxed)) {
-            if (permits != 0) {
-              const std::size_t index = tail & (mark_bit_ - 1);
-              s = &segment_of(index)[index & seg_mask()];
-            }
-            publish(*s, tail, msg);
-            return push_result::sent;
-          }
-          bo.spin();
-          break;
-        case room::full:
-          return push_result::full;
-        case room::installing:
-          return push_result::installing;
-        case room::stale:
-          bo.snooze();
-          word = tail_.value.load(std::memory_order_relaxed);
-          break;
-      }
-    }
-  }
+  // disconnected.
+  push_result try_push(T& msg) { return claim_room<false>(&msg); }
 
   // Reserves the slot just past the permits' ones for one more permit,
   // unless full or disconnected (push_result::sent: reserved).
-  push_result try_reserve_slot() {
+  push_result try_reserve_slot() { return claim_room<true>(nullptr); }
+
+  // The two above: room at the tail for a send, or (Reserve) for one more
+  // permit. With permits out, the slot at the tail is one of theirs, and the
+  // one just past theirs must be free: a send takes the tail's slot and the
+  // permits move up by one; a reservation holds that one too.
+  template <bool Reserve>
+  push_result claim_room([[maybe_unused]] T* msg) {
     backoff bo;
     std::size_t word = tail_.value.load(std::memory_order_relaxed);
     for (;;) {
       const std::size_t tail = pos_of(word);
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
       const std::size_t permits = permits_of(word);
-      if (permits == max_permits) return push_result::ceiling;
+      if (Reserve && permits == max_permits) return push_result::ceiling;
       slot* s = nullptr;
-      switch (room_at(advance(tail, permits), s)) {
-        case room::free:
-          // seq_cst: as try_push's.
-          if (tail_.value.compare_exchange_weak(word, word + 1, std::memory_order_seq_cst,
+      switch (room_at(permits == 0 ? tail : advance(tail, permits), s)) {
+        case room::free: {
+          const std::size_t next = Reserve ? word + 1 : make_word(next_pos(tail), permits);
+          // seq_cst: totally ordered with mark_tail() and with the receiver's
+          // registration re-check (the Dekker pair of waiting/protocol.hpp).
+          if (tail_.value.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                                 std::memory_order_relaxed)) {
+            if constexpr (!Reserve) {
+              if (permits != 0) {
+                const std::size_t index = tail & (mark_bit_ - 1);
+                s = &segment_of(index)[index & seg_mask()];
+              }
+              publish(*s, tail, *msg);
+            }
             return push_result::sent;
           }
           bo.spin();
           break;
+        }
         case room::full:
           return push_result::full;
         case room::installing:
@@ -791,7 +763,7 @@ class array_channel {
   }
 
   // Returns true if this call marked the tail.
-  // seq_cst: totally ordered with every reservation CAS (see try_push).
+  // seq_cst: totally ordered with every reservation CAS (see claim_room).
   bool mark_tail() noexcept {
     const std::size_t mark = make_word(mark_bit_, 0);
     return (tail_.value.fetch_or(mark, std::memory_order_seq_cst) & mark) == 0;

@@ -40,6 +40,7 @@
 
 #include <sluice/detail/flavors/buffered_steps.hpp>
 #include <sluice/detail/flavors/receive_stash.hpp>
+#include <sluice/detail/flavors/reservation.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
@@ -259,18 +260,7 @@ class zero_channel {
   std::expected<void, reserve_timeout_error> reserve(const deadline& d,
                                                      const std::stop_token& stop = {}) noexcept {
     reserve_steps st(*this);
-    if (!st.attempt()) {
-      switch (wait_on(st, d, stop)) {
-        case wait_result::done:
-          break;
-        case wait_result::timeout:
-          return std::unexpected(reserve_timeout_error::timeout);
-        case wait_result::cancelled:
-          return std::unexpected(reserve_timeout_error::cancelled);
-      }
-    }
-    if (st.reserved()) return {};
-    return std::unexpected(reserve_timeout_error::disconnected);
+    return reserve_blocking(st, d, stop);
   }
 
   // A permit's send: to a waiting receiver, else into `parked_`; once the
