@@ -11,6 +11,7 @@
 // Coroutines here report with EXPECT_* (ASSERT_* cannot return from a
 // coroutine) into probe records that the test body checks once the
 // coroutine has finished.
+#include "../support/await_probe.hpp"
 #include "../support/coro_task.hpp"
 #include "../support/counted.hpp"
 #include "../support/flavors.hpp"
@@ -44,6 +45,9 @@ using sluice_test::counted;
 using sluice_test::leak_check;
 using sluice_test::manual_scheduler;
 using sluice_test::observed;
+using sluice_test::outcome;
+using sluice_test::outcome_of;
+using sluice_test::probe;
 using sluice_test::scaled;
 using sluice_test::stop_board;
 using sluice_test::task;
@@ -103,57 +107,7 @@ class arrivals {
   std::string first_disorder_;
 };
 
-// --- probes: one awaited operation, recorded ----------------------------------------------
-
-enum class outcome { pending, value, sent, disconnected, cancelled, timeout, closed };
-
-const char* name(outcome o) {
-  switch (o) {
-    case outcome::pending: return "pending";
-    case outcome::value: return "value";
-    case outcome::sent: return "sent";
-    case outcome::disconnected: return "disconnected";
-    case outcome::cancelled: return "cancelled";
-    case outcome::timeout: return "timeout";
-    case outcome::closed: return "closed";
-  }
-  return "?";
-}
-
-// Lets EXPECT_EQ print outcomes.
-std::ostream& operator<<(std::ostream& os, outcome o) { return os << name(o); }
-
-struct probe {
-  std::atomic<bool> done{false};     // release-stored last: the rest is readable after it
-  outcome result = outcome::pending;
-  std::int64_t value = -1;           // received, or handed back by a failed send
-  bool value_owned = false;          // a handed-back message still owns its token
-  bool was_ready = false;            // await_ready() said yes: no suspension at all
-  bool reached_suspend = false;      // await_suspend() ran (it may still have resumed at once)
-  std::thread::id thread;            // where the coroutine went on after the co_await
-
-  [[nodiscard]] bool finished() const { return done.load(std::memory_order_acquire); }
-};
-
-template <class E>
-outcome outcome_of(const E& e) {
-  if constexpr (std::is_same_v<E, sluice::recv_error>) {
-    return outcome::disconnected;
-  } else if constexpr (std::is_same_v<E, sluice::recv_timeout_error>) {
-    switch (e) {
-      case sluice::recv_timeout_error::timeout: return outcome::timeout;
-      case sluice::recv_timeout_error::disconnected: return outcome::disconnected;
-      case sluice::recv_timeout_error::cancelled: return outcome::cancelled;
-    }
-    return outcome::pending;
-  } else if constexpr (requires { e.is_cancelled(); }) {
-    if (e.is_cancelled()) return outcome::cancelled;
-    if (e.is_disconnected()) return outcome::disconnected;
-    return outcome::timeout;
-  } else {
-    return outcome::disconnected;  // send_error: the receiver is gone or closed
-  }
-}
+// --- probes: one awaited operation, recorded (support/await_probe.hpp) -----------------
 
 // co_await make_op() (a receive), recorded in `out`.
 template <class MakeOp>
@@ -161,16 +115,14 @@ task probe_recv(MakeOp make_op, probe& out) {
   auto op = make_op();
   observed seen(op);
   auto r = co_await seen;
-  out.was_ready = seen.was_ready();
-  out.reached_suspend = seen.reached_suspend();
-  out.thread = std::this_thread::get_id();
+  out.saw(seen);
   if (r) {
     out.result = outcome::value;
     out.value = r->value();
   } else {
     out.result = outcome_of(r.error());
   }
-  out.done.store(true, std::memory_order_release);
+  out.finish();
 }
 
 // co_await make_op(counted(v)) (a send), recorded in `out`.
@@ -180,9 +132,7 @@ task probe_send(MakeOp make_op, std::int64_t v, probe& out) {
   auto op = make_op(std::move(msg));
   observed seen(op);
   auto r = co_await seen;
-  out.was_ready = seen.was_ready();
-  out.reached_suspend = seen.reached_suspend();
-  out.thread = std::this_thread::get_id();
+  out.saw(seen);
   if (r) {
     out.result = outcome::sent;
   } else {
@@ -190,7 +140,7 @@ task probe_send(MakeOp make_op, std::int64_t v, probe& out) {
     out.value = r.error().value.value();
     out.value_owned = r.error().value.owns();
   }
-  out.done.store(true, std::memory_order_release);
+  out.finish();
 }
 
 // co_await make_op() (async_closed, with or without a stop token).
@@ -206,10 +156,8 @@ task probe_closed(MakeOp make_op, probe& out) {
     const bool closed = co_await seen;
     out.result = closed ? outcome::closed : outcome::cancelled;
   }
-  out.was_ready = seen.was_ready();
-  out.reached_suspend = seen.reached_suspend();
-  out.thread = std::this_thread::get_id();
-  out.done.store(true, std::memory_order_release);
+  out.saw(seen);
+  out.finish();
 }
 
 // The operations as callables for the probes.

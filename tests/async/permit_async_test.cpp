@@ -7,6 +7,7 @@
 // finished. Messages are sluice_test::counted: a leak_check proves every
 // message destroyed exactly once. "No slot leaked" is checked by counting:
 // once everything is given back, exactly `bound` try_reserve() succeed.
+#include "../support/await_probe.hpp"
 #include "../support/coro_task.hpp"
 #include "../support/counted.hpp"
 
@@ -35,6 +36,9 @@ using sluice_test::counted;
 using sluice_test::leak_check;
 using sluice_test::manual_scheduler;
 using sluice_test::observed;
+using sluice_test::outcome;
+using sluice_test::outcome_of;
+using sluice_test::probe;
 using sluice_test::scaled;
 using sluice_test::task;
 using sluice_test::task_group;
@@ -50,44 +54,7 @@ using rx_t = sluice::receiver<counted>;
 // operation that should have served it stuck.
 constexpr auto stuck_after = sluice_test::sanitized ? 10s : 5s;
 
-// --- probes: one awaited reservation, recorded -------------------------------------------
-
-enum class outcome { pending, permit, disconnected, cancelled, timeout };
-
-const char* name(outcome o) {
-  switch (o) {
-    case outcome::pending: return "pending";
-    case outcome::permit: return "permit";
-    case outcome::disconnected: return "disconnected";
-    case outcome::cancelled: return "cancelled";
-    case outcome::timeout: return "timeout";
-  }
-  return "?";
-}
-
-// Lets EXPECT_EQ print outcomes.
-std::ostream& operator<<(std::ostream& os, outcome o) { return os << name(o); }
-
-outcome outcome_of(sluice::reserve_error) { return outcome::disconnected; }
-outcome outcome_of(sluice::reserve_timeout_error e) {
-  switch (e) {
-    case sluice::reserve_timeout_error::timeout: return outcome::timeout;
-    case sluice::reserve_timeout_error::disconnected: return outcome::disconnected;
-    case sluice::reserve_timeout_error::cancelled: return outcome::cancelled;
-  }
-  return outcome::pending;
-}
-
-struct probe {
-  std::atomic<bool> done{false};  // release-stored last: the rest is readable after it
-  outcome result = outcome::pending;
-  bool was_ready = false;         // await_ready() said yes: no suspension at all
-  bool reached_suspend = false;   // await_suspend() ran (it may still have resumed at once)
-  std::thread::id thread;         // where the coroutine went on after the co_await
-  bool on_pool = false;           // ... and whether that was a thread of `pool`
-
-  [[nodiscard]] bool finished() const { return done.load(std::memory_order_acquire); }
-};
+// --- probes: one awaited reservation, recorded (support/await_probe.hpp) ---------------
 
 // What a probe does with the permit it got.
 struct use {
@@ -103,9 +70,7 @@ task probe_reserve(MakeOp make_op, probe& out, use how = {}) {
   auto op = make_op();
   observed seen(op);
   auto r = co_await seen;
-  out.was_ready = seen.was_ready();
-  out.reached_suspend = seen.reached_suspend();
-  out.thread = std::this_thread::get_id();
+  out.saw(seen);
   out.on_pool = how.pool != nullptr && how.pool->runs_here();
   if (r) {
     out.result = outcome::permit;
@@ -120,7 +85,7 @@ task probe_reserve(MakeOp make_op, probe& out, use how = {}) {
   } else {
     out.result = outcome_of(r.error());
   }
-  out.done.store(true, std::memory_order_release);
+  out.finish();
 }
 
 // The value of the next message that needs no waiting, or -1.
@@ -604,7 +569,7 @@ TEST(permit_async, rendezvous_one_permit_at_a_time) {
       auto r = co_await from.async_recv();
       out.result = r ? outcome::permit : outcome::disconnected;
       if (r) value = r->value();
-      out.done.store(true, std::memory_order_release);
+      out.finish();
     };
     tasks.start(recv_into(rx, receiver, got));
     ASSERT_FALSE(receiver.finished());
