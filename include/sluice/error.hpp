@@ -164,4 +164,27 @@ inline std::ostream& operator<<(std::ostream& os, reserve_timeout_error e) {
   return os << to_string(e);
 }
 
+/// try_select() completed no arm: none was ready.
+struct try_select_error {
+  friend bool operator==(try_select_error, try_select_error) noexcept = default;
+  friend std::ostream& operator<<(std::ostream& os, try_select_error) {
+    return os << "no select arm was ready";
+  }
+};
+
+/// Why a select that may end early (select_timeout(), select_deadline(),
+/// and every form taking a std::stop_token) completed no arm.
+enum class select_timeout_error {
+  timeout,    ///< the time ran out before any arm was ready
+  cancelled,  ///< a stop request ended the wait; no arm completed
+};
+
+inline std::string to_string(select_timeout_error e) {
+  return e == select_timeout_error::timeout ? "timed out waiting on select"
+                                            : "select cancelled";
+}
+inline std::ostream& operator<<(std::ostream& os, select_timeout_error e) {
+  return os << to_string(e);
+}
+
 }  // namespace sluice

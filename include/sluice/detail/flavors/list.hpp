@@ -111,6 +111,33 @@ class list_channel {
         send_timeout_error<T>{send_timeout_error<T>::reason_t::disconnected, std::move(msg)});
   }
 
+  // The steps of a send (waiting/protocol.hpp), for a select's send arm:
+  // the list is never full, so an attempt always finishes (sent, or
+  // disconnected with `msg` left to the caller) and nothing ever waits.
+  class send_steps {
+   public:
+    send_steps(list_channel& ch, T& msg) noexcept : ch_(&ch), msg_(&msg) {}
+
+    bool attempt() {
+      sent_ = ch_->push(*msg_);
+      return true;
+    }
+    static readiness enlist(wait_entry&) noexcept { return readiness::ready; }
+    static readiness recheck() noexcept { return readiness::ready; }
+    static void delist(wait_entry&) noexcept {}
+    static void completed() noexcept {}
+    static void relay() noexcept {}
+    [[nodiscard]] static bool hands_off() noexcept { return false; }
+    [[nodiscard]] static bool spins() noexcept { return true; }
+
+    [[nodiscard]] bool sent() const noexcept { return sent_; }
+
+   private:
+    list_channel* ch_;
+    T* msg_;
+    bool sent_ = false;
+  };
+
   // --- receiving (one receiver thread at a time) ----------------------------
 
   std::expected<T, try_recv_error> try_recv() noexcept {

@@ -2,11 +2,13 @@
 // receiver meet and the message passes directly between them.
 //
 // Algorithm: crossbeam-channel's zero flavor (Go's unbuffered channel is the
-// same idea): one lock guards a queue of blocked senders, each with its
-// message in a packet on its own stack, and a queue of blocked receivers,
-// each with an empty packet. An arriving operation claims a waiter of the
-// opposite kind and moves the message through that waiter's packet;
-// otherwise it queues itself and waits.
+// same idea): one lock guards a queue of blocked senders, each lending its
+// message (the entry's packet points at it), and a queue of blocked
+// receivers, each with an empty packet. An arriving operation claims a
+// waiter of the opposite kind and moves the message out of or into that
+// waiter's packet; otherwise it queues itself and waits. A select's entry
+// only registers (its other entries may be claimed meanwhile); a select
+// finishes by attempting, unregistered.
 //
 // Invariants:
 // - At most one of the two queues holds waiters of distinct owners (an
@@ -107,8 +109,10 @@ class zero_channel {
   }
 
   // The steps of a send (waiting/protocol.hpp). While registered, the
-  // message waits in the steps' own packet (moved there outside the lock);
-  // delist() moves it back into `msg` if no receiver took it.
+  // entry's packet is the caller's message itself: the receiver that claims
+  // the entry moves it out (one move, outside the lock); nobody else touches
+  // it. So several send arms of one select may lend the same message: only
+  // the claimed one is moved from.
   class send_steps {
    public:
     send_steps(zero_channel& ch, T& msg) noexcept : ch_(&ch), msg_(&msg) {}
@@ -127,40 +131,40 @@ class zero_channel {
       return true;
     }
     // Under one lock: hand the message to a waiting receiver (done), or
-    // register with it in the packet. The move into the packet is user
-    // code: made before taking the lock.
+    // register with it. A select's entry only registers, or reports that
+    // an attempt would finish (ready).
     readiness enlist(wait_entry& e) noexcept {
-      p_.msg.construct(std::move(*msg_));
       std::unique_lock guard(ch_->lock_);
-      if (ch_->disconnected_) {
-        guard.unlock();
-        take_back();
-        outcome_ = outcome::disconnected;
-        return readiness::done;
+      if (e.in_select) {
+        if (ch_->disconnected_ || ch_->receivers_.has_waiting(e.w->owner())) {
+          return readiness::ready;
+        }
+      } else {
+        if (ch_->disconnected_) {
+          outcome_ = outcome::disconnected;
+          return readiness::done;
+        }
+        if (claimed_entry c = ch_->receivers_.claim_first(e.w->owner(), /*handoff=*/true)) {
+          guard.unlock();
+          hand_to(c, *msg_);
+          outcome_ = outcome::sent;
+          return readiness::done;
+        }
       }
-      if (claimed_entry c = ch_->receivers_.claim_first(e.w->owner(), /*handoff=*/true)) {
-        guard.unlock();
-        T value = p_.msg.take();
-        hand_to(c, value);
-        outcome_ = outcome::sent;
-        return readiness::done;
-      }
-      e.packet = &p_;
+      e.packet = msg_;
       ch_->senders_.push_back(e);
-      in_packet_ = true;
+      registered_ = true;
       return readiness::wait;
     }
     static readiness recheck() noexcept { return readiness::wait; }
     void delist(wait_entry& e) noexcept {
-      if (!in_packet_) return;
-      {
-        std::lock_guard guard(ch_->lock_);
-        ch_->senders_.remove(e);
-      }
-      take_back();  // nobody claimed us: the message is still ours
+      if (!registered_) return;
+      registered_ = false;
+      std::lock_guard guard(ch_->lock_);
+      ch_->senders_.remove(e);  // unclaimed: the message is still the caller's
     }
     void completed() noexcept {
-      in_packet_ = false;  // the receiver moved the message out
+      registered_ = false;  // the receiver moved the message out
       outcome_ = outcome::sent;
     }
     static void relay() noexcept {}  // claims here are hand-offs
@@ -175,17 +179,9 @@ class zero_channel {
    private:
     enum class outcome { none, sent, disconnected };
 
-    // Re-create in place: T need not be assignable.
-    void take_back() noexcept {
-      std::destroy_at(msg_);
-      std::construct_at(msg_, p_.msg.take());
-      in_packet_ = false;
-    }
-
     zero_channel* ch_;
     T* msg_;
-    packet p_;
-    bool in_packet_ = false;
+    bool registered_ = false;
     outcome outcome_ = outcome::none;
   };
 
@@ -372,7 +368,7 @@ class zero_channel {
       }
       if (claimed_entry c = ch_->senders_.claim_first(current_thread_owner(), /*handoff=*/true)) {
         guard.unlock();
-        set(static_cast<packet*>(c.packet)->msg.take());
+        set(std::move(*static_cast<T*>(c.packet)));
         c.wake();  // the hand-off is complete: the sender may leave
         return true;
       }
@@ -382,8 +378,10 @@ class zero_channel {
       return true;
     }
     // Under one lock: take a waiting sender's message (done), or register
-    // with an empty packet.
+    // with an empty packet. A select's entry only registers, or reports
+    // that an attempt would finish (ready).
     readiness enlist(wait_entry& e) noexcept {
+      if (e.in_select) return enlist_in_select(e);
       if (ch_->stash_.holds()) [[unlikely]] {
         set(ch_->stash_.take());
         return readiness::done;
@@ -395,7 +393,7 @@ class zero_channel {
       }
       if (claimed_entry c = ch_->senders_.claim_first(e.w->owner(), /*handoff=*/true)) {
         guard.unlock();
-        set(static_cast<packet*>(c.packet)->msg.take());
+        set(std::move(*static_cast<T*>(c.packet)));
         c.wake();  // the hand-off is complete: the sender may leave
         return readiness::done;
       }
@@ -427,6 +425,21 @@ class zero_channel {
     [[nodiscard]] bool disconnected() const noexcept { return disconnected_; }
 
    private:
+    readiness enlist_in_select(wait_entry& e) noexcept {
+      if (ch_->stash_.holds()) [[unlikely]] return readiness::ready;
+      std::unique_lock guard(ch_->lock_);
+      if (ch_->parked_state_ == parked::full || ch_->senders_.has_waiting(e.w->owner()) ||
+          (ch_->disconnected_ && !ch_->permit_out())) {
+        return readiness::ready;
+      }
+      e.packet = &p_;
+      ch_->receivers_.push_back(e);
+      const claimed_entry reserver = ch_->claim_reserver();
+      guard.unlock();
+      reserver.wake();
+      return readiness::wait;
+    }
+
     // Takes the parked message (parked_state_ full, lock held).
     void take_parked(std::unique_lock<spin_lock>& guard) noexcept {
       ch_->parked_state_ = parked::taking;

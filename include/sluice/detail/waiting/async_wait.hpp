@@ -37,6 +37,7 @@
 
 #include <sluice/detail/memory/asymmetric_fence.hpp>
 #include <sluice/detail/memory/fence.hpp>
+#include <sluice/detail/waiting/claim_outcome.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
 #include <sluice/detail/waiting/waiter.hpp>
@@ -104,7 +105,7 @@ class async_operation : public waiter {
       }
       const selection s = disarm();
       if (s == sel_waiting) return false;  // pending: touch nothing more
-      if (carry_on(s)) return true;
+      if (carry_on(s, conclude_claim(steps_, entry_, s))) return true;
       // The attempt failed: if cancelled, it is the wait that ends here.
       if (cancel_requested_.load(std::memory_order_seq_cst)) {
         return conclude(wait_result::cancelled);
@@ -127,16 +128,12 @@ class async_operation : public waiter {
   // hand-off.
   bool proceed() noexcept {
     const selection s = final_selection();
-    if (cancel_requested_.load(std::memory_order_seq_cst) &&
-        !(s == entry_.op && steps_.hands_off())) {
-      if (s == entry_.op) {
-        steps_.relay();
-      } else {
-        steps_.delist(entry_);
-      }
+    const claim_outcome c = conclude_claim(steps_, entry_, s);
+    if (c != claim_outcome::handed_off && cancel_requested_.load(std::memory_order_seq_cst)) {
+      if (c == claim_outcome::woken) steps_.relay();
       return conclude(wait_result::cancelled);
     }
-    return carry_on(s) || settle();
+    return carry_on(s, c) || settle();
   }
 
   // The owner gives up a pending operation without waiting for it (its
@@ -153,14 +150,7 @@ class async_operation : public waiter {
   // is going away): what a claim left in the steps' packet goes back to the
   // owner's side (a message a rendezvous sender handed over, a value lent to
   // a rendezvous receiver), so that it is destroyed with the operation.
-  void discard() noexcept {
-    const selection s = final_selection();
-    if (s == entry_.op && steps_.hands_off()) {
-      steps_.completed();
-    } else if (s != entry_.op) {
-      steps_.delist(entry_);
-    }
-  }
+  void discard() noexcept { (void)conclude_claim(steps_, entry_, final_selection()); }
 
   // Whether cancel() was called (a deferred owner's completion checks it).
   [[nodiscard]] bool cancel_requested() const noexcept {
@@ -189,14 +179,10 @@ class async_operation : public waiter {
     }
   }
 
-  // Carries on after the final selection `s` (ours to act on): true once
-  // finished.
-  bool carry_on(selection s) noexcept {
-    if (s == entry_.op && steps_.hands_off()) {
-      steps_.completed();
-      return conclude(wait_result::done);
-    }
-    if (s != entry_.op) steps_.delist(entry_);
+  // Carries on after the final selection `s` (ours to act on), already
+  // concluded as `c`: true once finished.
+  bool carry_on(selection s, claim_outcome c) noexcept {
+    if (c == claim_outcome::handed_off) return conclude(wait_result::done);
     // After a cancellation too, one last attempt: an operation that can
     // finish without waiting finishes (the thread driver's last try).
     if (attempt()) return true;
@@ -207,7 +193,12 @@ class async_operation : public waiter {
   // The claim's callback: on the claimer's thread, outside every lock.
   static void on_claim(waiter& w) noexcept {
     auto& self = static_cast<async_operation&>(w);
-    if (self.deferred_ || self.carry_on(self.final_selection()) || self.settle()) {
+    if (self.deferred_) {
+      self.finish_(self);
+      return;
+    }
+    const selection s = self.final_selection();
+    if (self.carry_on(s, conclude_claim(self.steps_, self.entry_, s)) || self.settle()) {
       self.finish_(self);
     }
   }

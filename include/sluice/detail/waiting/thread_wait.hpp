@@ -17,6 +17,7 @@
 #include <sluice/detail/memory/asymmetric_fence.hpp>
 #include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/waiting/backoff.hpp>
+#include <sluice/detail/waiting/claim_outcome.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
@@ -98,11 +99,7 @@ template <class Steps>
       if (stop.stop_requested()) w.try_claim(sel_cancelled);
     }
     const selection s = w.wait_until(d, /*patient=*/!st.spins());
-    if (s == entry.op && st.hands_off()) {
-      st.completed();
-      return wait_result::done;
-    }
-    if (s != entry.op) st.delist(entry);
+    if (conclude_claim(st, entry, s) == claim_outcome::handed_off) return wait_result::done;
     if (s == sel_cancelled) return wait_result::cancelled;
     if (st.attempt()) return wait_result::done;  // also the one last try after the deadline
   }

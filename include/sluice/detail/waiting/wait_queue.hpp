@@ -39,6 +39,10 @@ struct wait_entry {
   wait_entry* next = nullptr;
   selection op = sel_single_op;  // what the waiter learns when this entry is chosen
   bool linked = false;
+  // One of a select's entries (its waiter has others, in other queues): its
+  // enlist() only registers and reports readiness, and never completes the
+  // operation there, since another entry may be claimed meanwhile.
+  bool in_select = false;
 };
 
 // A claimed entry: the token that wakes its waiter and the waiter's packet,
@@ -76,6 +80,16 @@ class waiter_list {
     (e.next ? e.next->prev : tail_) = e.prev;
     e.prev = e.next = nullptr;
     e.linked = false;
+  }
+
+  // Whether a waiter of another owner than `self` is still waiting here (a
+  // select's readiness test on a rendezvous channel). A hint: that waiter
+  // may be claimed elsewhere the next moment.
+  [[nodiscard]] bool has_waiting(const void* self) const noexcept {
+    for (const wait_entry* e = head_; e != nullptr; e = e->next) {
+      if (e->w->owner() != self && e->w->is_waiting()) return true;
+    }
+    return false;
   }
 
   // Claims the first waiter that belongs to another owner than `self`; a

@@ -120,6 +120,13 @@ class waiter {
 
   [[nodiscard]] const void* owner() const noexcept { return owner_; }
 
+  // Whether nobody has claimed the waiter yet (a hint for a select's
+  // readiness test; relaxed: a claim may follow at once either way).
+  [[nodiscard]] bool is_waiting() const noexcept {
+    return (state_.load(std::memory_order_relaxed) & (selection_mask | handing_off)) ==
+           sel_waiting;
+  }
+
   // Claims the waiter for `sel` unless someone already did; the token wakes
   // it. With `handoff`, the claim stays pending until the token's wake().
   // acq_rel: acquire so the claimer sees what the waiter published before
