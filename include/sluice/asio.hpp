@@ -49,6 +49,8 @@
 // (waiting/async_wait.hpp) as threads and plain coroutines.
 #pragma once
 
+#include <sluice/selector.hpp>
+#include <sluice/select.hpp>
 #include <sluice/sluice.hpp>
 
 #include <asio/associated_allocator.hpp>
@@ -70,6 +72,8 @@
 #include <expected>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -343,6 +347,35 @@ struct asio_reserve_kind {
   static void dropped(state& tx, async_operation<Steps>& op) noexcept { (void)make(tx, op); }
 };
 
+// A select over a frame (a static select's arms, or a selector's): the
+// steps are built over the frame the operation holds.
+template <class Frame>
+struct frame_select_steps : select_steps {
+  frame_select_steps(std::in_place_t, bool fair, Frame& f) noexcept
+      : select_steps(f.arms(), f.entries(), f.order(), fair) {}
+};
+
+// The winning arm's outcome (a static select: the variant; a selector: the
+// index). A receive arm that took its message before a cancellation came
+// gives it back, as a single receive does; a send that happened stays done.
+template <class Frame>
+struct asio_select_kind {
+  using state = Frame;
+  using steps = frame_select_steps<Frame>;
+  static std::expected<typename Frame::result_type, select_timeout_error> make(
+      Frame& f, async_operation<steps>& op) {
+    // (An attempt that threw is rethrown instead of this result.)
+    if (op.result() == wait_result::cancelled || op.error()) {
+      return std::unexpected(select_timeout_error::cancelled);
+    }
+    const std::size_t k = op.steps().winner();
+    if (op.cancel_requested() && f.arms()[k]->give_back()) {
+      return std::unexpected(select_timeout_error::cancelled);
+    }
+    return f.take(k);
+  }
+};
+
 template <class Steps>
 struct asio_closed_kind {
   struct state {};
@@ -441,6 +474,39 @@ struct completion_tokens_need_sluice_asio_hpp {
                      *r);
         },
         token, &rx, &out, limit);
+  }
+
+  // sluice::async_select(token, arms...): the arms' cases are copied into
+  // the initiation (they refer to the handles), the frame is built in the
+  // operation.
+  template <class Tok, class... Cases>
+  static auto select(bool fair, Tok&& token, const Cases&... cases) {
+    using frame = select_frame<Cases...>;
+    using result = std::expected<typename frame::result_type, select_timeout_error>;
+    return asio::async_initiate<Tok, void(result)>(
+        [](auto handler, bool f, std::tuple<Cases...> cs) {
+          using op = asio_operation<asio_select_kind<frame>, std::decay_t<decltype(handler)>>;
+          op::start(std::move(handler), std::move(cs), std::in_place, f);
+        },
+        token, fair, std::tuple<Cases...>(cases...));
+  }
+
+  // selector::async_select(token): over the selector's arms, rebuilt when
+  // the operation starts.
+  template <class Tok>
+  static auto select_over(selector& sel, bool fair, Tok&& token) {
+    using result = std::expected<std::size_t, select_timeout_error>;
+    return asio::async_initiate<Tok, void(result)>(
+        [](auto handler, selector* s, bool f) {
+          if (s->empty()) {
+            throw std::invalid_argument("sluice::selector: async_select() without arms");
+          }
+          using op = asio_operation<asio_select_kind<dynamic_select_state>,
+                                    std::decay_t<decltype(handler)>>;
+          const dynamic_frame fr = s->rebuild();
+          op::start(std::move(handler), dynamic_select_state{fr, s->index_of_}, std::in_place, f);
+        },
+        token, &sel, fair);
   }
 
   // async_closed(token) on either sender, and on a oneshot_sender

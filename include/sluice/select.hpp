@@ -46,6 +46,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <stop_token>
@@ -97,6 +98,17 @@ class receiver_arm final : private held<std::expected<T, recv_error>>,
         }) {}
 
   outcome_type take() { return std::move(this->holder::value); }
+
+  bool give_back() noexcept override {
+    outcome_type& v = this->holder::value;
+    if (!v.has_value()) return false;
+    this->steps().visit([&](auto& st) {
+      if constexpr (requires { st.give_back(std::move(*v)); }) st.give_back(std::move(*v));
+    });
+    std::destroy_at(&v);  // re-created in place: T need not be assignable
+    std::construct_at(&v, std::unexpect, recv_error{});
+    return true;
+  }
 };
 
 template <class T>
@@ -124,6 +136,17 @@ class oneshot_arm final : private held<std::expected<T, recv_error>>,
         }) {}
 
   outcome_type take() { return std::move(this->holder::value); }
+
+  bool give_back() noexcept override {
+    outcome_type& v = this->holder::value;
+    if (!v.has_value()) return false;
+    this->steps().visit([&](auto& st) {
+      if constexpr (requires { st.give_back(std::move(*v)); }) st.give_back(std::move(*v));
+    });
+    std::destroy_at(&v);  // re-created in place: T need not be assignable
+    std::construct_at(&v, std::unexpect, recv_error{});
+    return true;
+  }
 };
 
 class timer_arm final : private held<steady::time_point>, public steps_arm<timer_steps> {
@@ -283,6 +306,8 @@ class select_frame {
 
   explicit select_frame(const Cases&... cases)
       : states_(cases...), arms_(states_.pointers()) {}
+  explicit select_frame(const std::tuple<Cases...>& cases)
+      : select_frame(cases, std::make_index_sequence<n>{}) {}
 
   select_frame(const select_frame&) = delete;
   select_frame& operator=(const select_frame&) = delete;
@@ -303,6 +328,10 @@ class select_frame {
   static constexpr auto takers(std::index_sequence<I...>) noexcept {
     return std::array<result_type (*)(states_type&), n>{&take_one<I>...};
   }
+
+  template <std::size_t... I>
+  select_frame(const std::tuple<Cases...>& cases, std::index_sequence<I...>)
+      : select_frame(std::get<I>(cases)...) {}
 
   states_type states_;
   std::array<select_arm*, n> arms_;
@@ -516,6 +545,24 @@ template <class S, detail::select_case_type... Cases>
                                 const Cases&... cases) {
   return detail::make_select_awaitable<resume_on_t<S>, true>(std::move(where), std::move(stop),
                                                              true, cases...);
+}
+
+/// async_select(token, arms...) and async_select(biased, token, arms...) -
+/// with <sluice/asio.hpp>: the Asio form, completing with
+/// std::expected<variant, select_timeout_error> (see asio.hpp). The token
+/// comes first: the arms are the variadic tail.
+template <class Token, detail::select_case_type... Cases>
+  requires(detail::completion_token<Token> && !detail::select_case_type<std::decay_t<Token>> &&
+           !std::is_same_v<std::decay_t<Token>, biased_t>)
+auto async_select(Token&& token, const Cases&... cases) {
+  return detail::completion_tokens_need_sluice_asio_hpp<Token>::select(
+      true, std::forward<Token>(token), cases...);
+}
+template <class Token, detail::select_case_type... Cases>
+  requires(detail::completion_token<Token> && !detail::select_case_type<std::decay_t<Token>>)
+auto async_select(biased_t, Token&& token, const Cases&... cases) {
+  return detail::completion_tokens_need_sluice_asio_hpp<Token>::select(
+      false, std::forward<Token>(token), cases...);
 }
 
 }  // namespace sluice

@@ -31,6 +31,7 @@
 #include <new>
 #include <stdexcept>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,6 +91,19 @@ struct dynamic_frame {
   [[nodiscard]] std::span<select_arm* const> arms() const noexcept { return arms_view; }
   [[nodiscard]] std::span<wait_entry> entries() const noexcept { return entries_view; }
   [[nodiscard]] std::span<std::uint32_t> order() const noexcept { return order_view; }
+};
+
+// What an Asio select over a selector holds (sluice/asio.hpp): the rebuilt
+// frame and the map to the user's indices; it yields the index.
+struct dynamic_select_state {
+  using result_type = std::size_t;
+  dynamic_frame frame;
+  std::span<const std::size_t> index_of;
+
+  [[nodiscard]] std::span<select_arm* const> arms() const noexcept { return frame.arms(); }
+  [[nodiscard]] std::span<wait_entry> entries() const noexcept { return frame.entries(); }
+  [[nodiscard]] std::span<std::uint32_t> order() const noexcept { return frame.order(); }
+  [[nodiscard]] std::size_t take(std::size_t k) const noexcept { return index_of[k]; }
 };
 
 }  // namespace detail
@@ -242,6 +256,21 @@ class selector {
   [[nodiscard]] auto async_select(resume_on_t<S> where, std::stop_token stop) {
     return make_awaitable<resume_on_t<S>, true>(std::move(where), std::move(stop), true);
   }
+  /// async_select(token) and async_select(biased, token) - with
+  /// <sluice/asio.hpp>: the Asio form, completing with
+  /// std::expected<std::size_t, select_timeout_error>.
+  template <class Token>
+    requires(detail::completion_token<Token> && !std::is_same_v<std::decay_t<Token>, biased_t>)
+  auto async_select(Token&& token) {
+    return detail::completion_tokens_need_sluice_asio_hpp<Token>::select_over(
+        *this, true, std::forward<Token>(token));
+  }
+  template <class Token>
+    requires detail::completion_token<Token>
+  auto async_select(biased_t, Token&& token) {
+    return detail::completion_tokens_need_sluice_asio_hpp<Token>::select_over(
+        *this, false, std::forward<Token>(token));
+  }
 
  private:
   // co_await sel.async_select(): the callback driver over the selector's
@@ -280,6 +309,9 @@ class selector {
   static void room_for_one_more(V& v) {
     if (v.size() == v.capacity()) v.reserve(v.size() < 8 ? 8 : 2 * v.size());
   }
+
+  template <class Token>
+  friend struct detail::completion_tokens_need_sluice_asio_hpp;
 
   // The arms taking part, rebuilt; `index_of_` maps their positions in
   // the frame to the indices the user knows.

@@ -58,6 +58,11 @@ class select_arm {
   virtual void relay() noexcept = 0;
   [[nodiscard]] virtual bool hands_off() const noexcept = 0;
   [[nodiscard]] virtual bool spins() const noexcept = 0;
+  // A receive arm that completed with a message, cancelled before its
+  // owner could use it (an Asio handler's turn): gives the message back to
+  // its channel (the next receive returns it first). False if there was
+  // nothing to give back.
+  virtual bool give_back() noexcept { return false; }
 
  protected:
   select_arm() = default;
