@@ -216,6 +216,17 @@ class select_case {
 
   explicit select_case(Refs&... refs) noexcept : refs_(refs...) {}
 
+  /// The same arm, taking part only if `enabled` (tokio's `, if cond`
+  /// precondition; Go's nil channel): a disabled arm is never ready and
+  /// never chosen, so a select can stop waiting on a channel it is done
+  /// with without changing shape.
+  [[nodiscard]] select_case only_if(bool enabled) const noexcept {
+    select_case c = *this;
+    c.enabled_ = enabled;
+    return c;
+  }
+  [[nodiscard]] bool enabled() const noexcept { return enabled_; }
+
   // Builds the arm's state in place (the select's frame).
   [[nodiscard]] State make() const {
     return std::apply([](Refs&... r) { return State(r...); }, refs_);
@@ -223,6 +234,7 @@ class select_case {
 
  private:
   std::tuple<Refs&...> refs_;
+  bool enabled_ = true;
 };
 
 /// recv_from(rx) - a select arm that receives from `rx` (a receiver, a
@@ -286,12 +298,33 @@ struct arm_slots<std::index_sequence<I...>, States...> : arm_slot<I, States>... 
 
   template <std::size_t K>
   auto& get() noexcept {
-    using state = std::tuple_element_t<K, std::tuple<States...>>;
-    return static_cast<arm_slot<K, state>&>(*this).state;
+    using slot_state = std::tuple_element_t<K, std::tuple<States...>>;
+    return static_cast<arm_slot<K, slot_state>&>(*this).state;
   }
   std::array<select_arm*, sizeof...(States)> pointers() noexcept {
     return {&get<I>()...};
   }
+};
+
+// Stands in for an arm disabled by only_if(false): never ready, registers
+// nowhere. Stateless, so one instance serves every select.
+class disabled_arm final : public select_arm {
+ public:
+  static select_arm* instance() noexcept {
+    static disabled_arm arm;
+    return &arm;
+  }
+  bool attempt() override { return false; }
+  readiness enlist(wait_entry&) noexcept override { return readiness::wait; }
+  readiness recheck() noexcept override { return readiness::wait; }
+  void delist(wait_entry&) noexcept override {}
+  void completed() noexcept override {}
+  void relay() noexcept override {}
+  [[nodiscard]] bool hands_off() const noexcept override { return false; }
+  [[nodiscard]] bool spins() const noexcept override { return false; }
+
+ private:
+  disabled_arm() = default;
 };
 
 // A static select's frame: its arms' states and what the steps point at.
@@ -304,8 +337,13 @@ class select_frame {
  public:
   using result_type = select_variant<Cases...>;
 
-  explicit select_frame(const Cases&... cases)
-      : states_(cases...), arms_(states_.pointers()) {}
+  explicit select_frame(const Cases&... cases) : states_(cases...), arms_(states_.pointers()) {
+    const std::array<bool, n> enabled{cases.enabled()...};
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!enabled[i]) arms_[i] = disabled_arm::instance();
+      any_enabled_ = any_enabled_ || enabled[i];
+    }
+  }
   explicit select_frame(const std::tuple<Cases...>& cases)
       : select_frame(cases, std::make_index_sequence<n>{}) {}
 
@@ -313,6 +351,8 @@ class select_frame {
   select_frame& operator=(const select_frame&) = delete;
 
   [[nodiscard]] std::span<select_arm* const> arms() const noexcept { return arms_; }
+  // Whether some arm can ever complete (not every one disabled).
+  [[nodiscard]] bool any_enabled() const noexcept { return any_enabled_; }
   [[nodiscard]] std::span<wait_entry> entries() noexcept { return entries_; }
   [[nodiscard]] std::span<std::uint32_t> order() noexcept { return order_; }
 
@@ -337,6 +377,7 @@ class select_frame {
   std::array<select_arm*, n> arms_;
   std::array<wait_entry, n> entries_{};
   std::array<std::uint32_t, n> order_{};
+  bool any_enabled_ = false;
 };
 
 // Drives a select on the calling thread; `d` passed and one attempt failed:
@@ -364,6 +405,9 @@ std::expected<select_variant<Cases...>, select_timeout_error> select_blocking(
     bool fair, const deadline& d, const std::stop_token& stop, const Cases&... cases) {
   static_assert(sizeof...(Cases) > 0, "a select needs at least one arm");
   select_frame<Cases...> frame(cases...);
+  if (!frame.any_enabled() && d.is_never() && !stop.stop_possible()) {
+    throw std::invalid_argument("sluice::select: every arm is disabled; it would wait forever");
+  }
   const auto k = select_on_thread(frame, fair, d, stop);
   if (!k) return std::unexpected(k.error());
   return frame.take(*k);
@@ -403,6 +447,10 @@ class select_awaitable : private held<Frame>, public awaitable_operation<select_
 template <class R, bool Cancellable, class... Cases>
 auto make_select_awaitable(R where, std::stop_token stop, bool fair, const Cases&... cases) {
   static_assert(sizeof...(Cases) > 0, "a select needs at least one arm");
+  if (!Cancellable && !(cases.enabled() || ...)) {
+    throw std::invalid_argument(
+        "sluice::async_select: every arm is disabled; it would wait forever");
+  }
   return select_awaitable<select_frame<Cases...>, R, Cancellable>(std::move(where),
                                                                   std::move(stop), fair, cases...);
 }

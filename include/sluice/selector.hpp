@@ -122,8 +122,9 @@ class select_handle {
 
  private:
   friend class selector;
-  select_handle(std::size_t index, detail::dynamic_arm* arm, Outcome (*take)(detail::dynamic_arm*))
-      : index_(index), arm_(arm), take_(take) {}
+  select_handle(std::size_t index, detail::dynamic_arm* arm,
+                Outcome (*take_outcome)(detail::dynamic_arm*))
+      : index_(index), arm_(arm), take_(take_outcome) {}
 
   std::size_t index_;
   detail::dynamic_arm* arm_;
@@ -161,8 +162,8 @@ class selector {
     room_for_one_more(removed_);
     room_for_one_more(arms_);
     arms_.push_back(std::move(owned));
-    removed_.push_back(false);
-    ++active_;
+    removed_.push_back(!c.enabled());  // only_if(false): added, taking no part
+    if (c.enabled()) ++active_;
     return select_handle<typename Case::outcome_type>(
         arms_.size() - 1, a, [](detail::dynamic_arm* d) { return static_cast<arm*>(d)->take(); });
   }

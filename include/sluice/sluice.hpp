@@ -7,6 +7,9 @@
 #include <sluice/oneshot.hpp>    // oneshot(), oneshot_sender<T>, oneshot_receiver<T>
 #include <sluice/permit.hpp>     // permit<T> (sync_sender::reserve())
 #include <sluice/receiver.hpp>   // receiver<T>
+#include <sluice/select.hpp>     // select(), try_select(), async_select(), recv_from(), send_to()
+#include <sluice/selector.hpp>   // selector: a select over arms added at run time
 #include <sluice/sendable.hpp>   // the sendable concept
 #include <sluice/sender.hpp>     // sender<T>, sync_sender<T>
+#include <sluice/timer.hpp>      // after(), tick(), never()
 #include <sluice/weak_sender.hpp> // weak_sender<T>, weak_sync_sender<T>

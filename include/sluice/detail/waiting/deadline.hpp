@@ -106,6 +106,9 @@ class deadline {
     return followed_has_passed();
   }
 
+  // Whether this is never() (or a time point at the end of time).
+  [[nodiscard]] bool is_never() const noexcept { return kind_ == kind::never; }
+
   // When a sleeping waiter must wake to call has_passed() again:
   // steady::time_point::max() for never. Meaningful after has_passed()
   // returned false.
