@@ -53,6 +53,6 @@ int main() {
     fast_tx = {};
     slow_tx = {};
   }
-  std::cout << "workers finished " << fast_done + slow_done << " jobs, the fast one "
-            << (fast_done > slow_done ? "more" : "not more") << '\n';
+  // (How the jobs split depends on timing; the fast worker takes most.)
+  std::cout << "workers finished " << fast_done + slow_done << " jobs\n";
 }

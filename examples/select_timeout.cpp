@@ -47,6 +47,7 @@ int main() {
     }
   }
   producer.request_stop();
+  // (How many depends on timing: about 100 messages and 3 reports.)
   std::cout << "deadline reached: " << (received > 0 ? "messages" : "no messages")
-            << " received, " << (reports >= 2 ? "several" : "too few") << " reports\n";
+            << " received, " << (reports > 0 ? "reports made" : "no report") << '\n';
 }
