@@ -258,8 +258,8 @@ TEST(AsyncSelect, ASelectorAwaitedByACoroutine) {
     for (int p = 0; p < producers; ++p) {
       auto [tx, rx] = sluice::sync_channel<counted>(static_cast<std::size_t>(p));
       receivers.push_back(std::move(rx));
-      threads.emplace_back([tx = std::move(tx), p, per] {
-        for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(tx.send(counted(encode(p, i))));
+      threads.emplace_back([sender = std::move(tx), p, per] {
+        for (std::int64_t i = 0; i < per; ++i) EXPECT_TRUE(sender.send(counted(encode(p, i))));
       });
     }
     sluice::selector sel;

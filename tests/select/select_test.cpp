@@ -162,7 +162,7 @@ TEST(Select, ExactlyOneOfSeveralReadyArmsCompletes) {
       counted v(2);  // tx2 has room: the send arm is ready too
       auto r = sluice::select(sluice::recv_from(rx0), sluice::recv_from(rx1),
                               sluice::send_to(tx2, v));
-      ++wins[r.index()];
+      ++wins.at(r.index());
       if (r.index() == 0) {
         EXPECT_EQ(std::get<0>(r)->value(), 0);
       } else if (r.index() == 1) {
@@ -220,7 +220,7 @@ TEST(Select, SendArmToAGoneReceiverCompletesWithTheValueInItsError) {
 TEST(Select, ADisconnectWakesAWaitingSelect) {
   auto [tx, rx] = sluice::channel<int>();
   auto [tx2, rx2] = sluice::sync_channel<int>(0);
-  auto fut = std::async(std::launch::async, [&rx = rx, &rx2 = rx2] {
+  auto fut = std::async(std::launch::async, [&] {
     return sluice::select(sluice::recv_from(rx), sluice::recv_from(rx2));
   });
   std::this_thread::sleep_for(20ms);
@@ -246,7 +246,7 @@ TYPED_TEST(SelectWaits, AWaitingReceiveArmGetsTheNextMessage) {
     auto [tx0, rx0] = TypeParam::template make<counted>();
     auto [tx1, rx1] = TypeParam::template make<counted>();
     for (int round = 0; round < 50; ++round) {
-      auto fut = std::async(std::launch::async, [&rx0 = rx0, &rx1 = rx1] {
+      auto fut = std::async(std::launch::async, [&] {
         auto r = sluice::select(sluice::recv_from(rx0), sluice::recv_from(rx1));
         return std::pair{r.index(), r.index() == 0 ? std::get<0>(r)->value()
                                                    : std::get<1>(r)->value()};
@@ -352,7 +352,7 @@ TEST(SelectTimeout, SmallTimeoutWaitsAtLeastThatLongThenTakesNothing) {
 
 TEST(SelectTimeout, DurationMaxIsNoLimit) {
   auto [tx, rx] = sluice::channel<int>();
-  auto fut = std::async(std::launch::async, [&rx = rx] {
+  auto fut = std::async(std::launch::async, [&] {
     return sluice::select_timeout(std::chrono::nanoseconds::max(), sluice::recv_from(rx));
   });
   std::this_thread::sleep_for(20ms);
@@ -362,7 +362,7 @@ TEST(SelectTimeout, DurationMaxIsNoLimit) {
   ASSERT_TRUE(r);
   EXPECT_EQ(*std::get<0>(*r), 8);
   // hours::max() overflows nanoseconds: still no limit, not "already past".
-  auto fut2 = std::async(std::launch::async, [&rx = rx] {
+  auto fut2 = std::async(std::launch::async, [&] {
     return sluice::select_timeout(std::chrono::hours::max(), sluice::recv_from(rx));
   });
   std::this_thread::sleep_for(5ms);
@@ -435,7 +435,7 @@ TEST(SelectStop, TimeoutAndStopTogether) {
   auto r = sluice::select_timeout(5ms, src.get_token(), sluice::recv_from(rx));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), sluice::select_timeout_error::timeout);
-  auto fut = std::async(std::launch::async, [&rx = rx, stop = src.get_token()] {
+  auto fut = std::async(std::launch::async, [&, stop = src.get_token()] {
     return sluice::select_deadline(steady::now() + 1h, stop, sluice::recv_from(rx));
   });
   std::this_thread::sleep_for(10ms);
@@ -515,7 +515,7 @@ TEST(SelectFairness, ReadyArmsAreChosenUniformly) {
   for (int i = 0; i < selects; ++i) {
     auto r = sluice::select(sluice::recv_from(ch[0].second), sluice::recv_from(ch[1].second),
                             sluice::recv_from(ch[2].second), sluice::recv_from(ch[3].second));
-    ++wins[r.index()];
+    ++wins.at(r.index());
     ASSERT_TRUE(ch[r.index()].first.send(0));  // ready again
   }
   // 3 degrees of freedom: P(chi-square > 30) < 1.4e-6 for a fair choice,
@@ -535,7 +535,7 @@ TEST(SelectFairness, FairAlsoAmongSendAndReceiveArmsAndInTheSelector) {
   std::vector<std::int64_t> wins(3, 0);
   for (int i = 0; i < selects; ++i) {
     auto r = sluice::select(sluice::recv_from(rx0), sluice::send_to(tx1, v), sluice::send_to(tx2, v));
-    ++wins[r.index()];
+    ++wins.at(r.index());
     if (r.index() == 0) {
       ASSERT_TRUE(tx0.send(0));
     }
@@ -594,7 +594,7 @@ TEST(SelectRendezvous, ASendArmMeetsAnotherSelectsReceiveArm) {
     constexpr int messages = 2'000;
     auto [tx, rx] = sluice::sync_channel<counted>(0);
     auto [otx, orx] = sluice::sync_channel<counted>(0);  // never ready: no peer sends on it
-    std::thread sending([&tx = tx, &otx = otx] {
+    std::thread sending([&] {
       auto [dtx, drx] = sluice::sync_channel<counted>(0);  // no receiver ever: never ready
       for (int i = 0; i < messages; ++i) {
         counted v(i);
@@ -622,7 +622,7 @@ TEST(SelectRendezvous, ASelectNeverPairsWithItself) {
   EXPECT_EQ(r.error(), sluice::select_timeout_error::timeout);
   EXPECT_EQ(v, 1);
   // A third party completes one of them.
-  std::thread peer([&rx = rx] { EXPECT_EQ(*rx.recv(), 1); });
+  std::thread peer([&] { EXPECT_EQ(*rx.recv(), 1); });
   auto r2 = sluice::select_timeout(prompt, sluice::send_to(tx, v), sluice::recv_from(rx).only_if(false));
   ASSERT_TRUE(r2);
   EXPECT_EQ(r2->index(), 0u);
@@ -634,7 +634,7 @@ TEST(SelectRendezvous, ASelectNeverPairsWithItself) {
 TEST(SelectOneshot, AOneshotReceiverIsAnArm) {
   auto [otx, orx] = sluice::oneshot<std::string>();
   auto [tx, rx] = sluice::channel<int>();
-  auto fut = std::async(std::launch::async, [&orx = orx, &rx = rx] {
+  auto fut = std::async(std::launch::async, [&] {
     return sluice::select(sluice::recv_from(rx), sluice::recv_from(orx));
   });
   std::this_thread::sleep_for(10ms);
