@@ -44,6 +44,7 @@
 #include <asio.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <coroutine>
 #include <cstring>
@@ -52,7 +53,9 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -461,6 +464,155 @@ double core_mixed(const bench::config& c, bench::flavor f, std::size_t producers
   });
 }
 
+// --- select rows, both peers ---------------------------------------------------
+// bench_sluice.cpp's select_rx and select_both with coroutines: 4
+// producers, each sending on its own channel (select_rx) or selecting a send
+// over the 4 channels (select_both); one consumer selecting a receive over
+// the 4 receivers (a sluice channel has one receiver; Go's select_both row
+// has 4 selecting consumers).
+
+constexpr std::size_t select_width = 4;
+
+template <class Tx>
+struct select_channels {
+  std::array<Tx, select_width> tx;
+  std::array<sluice::receiver<std::size_t>, select_width> rx;
+};
+
+template <class Make>
+auto make_select_channels(Make make) {
+  select_channels<decltype(make().first)> s;
+  for (std::size_t k = 0; k < select_width; ++k) std::tie(s.tx[k], s.rx[k]) = make();
+  return s;
+}
+
+// What the consumer must have received: each producer sends 0 .. per-1.
+bool select_sum_right(std::size_t sum, std::size_t per) {
+  return sum == select_width * (per * (per - 1) / 2);
+}
+
+// Adds a receive arm's value to `sum`; false on a disconnect.
+struct add_received {
+  std::size_t& sum;
+  bool operator()(const std::expected<std::size_t, sluice::recv_error>& r) const {
+    if (r) sum += *r;
+    return r.has_value();
+  }
+};
+// Whether a send arm sent.
+struct arm_sent {
+  bool operator()(const auto& r) const { return r.has_value(); }
+};
+
+double token_select(const bench::config& c, bench::flavor f, bool send_arms) {
+  const std::size_t n = bench::count_for(c, f) / select_width * select_width;
+  const std::size_t per = n / select_width;
+  return with_flavor<std::size_t>(f, c, [&](auto make) {
+    double ns = 0;
+    run_on_pool([&](asio::io_context& ctx) -> asio::awaitable<void> {
+      const auto t0 = bench::clk::now();  // creation is timed too
+      auto ch = make_select_channels(make);
+      for (std::size_t p = 0; p < select_width; ++p) {
+        if (send_arms) {
+          asio::co_spawn(
+              ctx,
+              [tx = ch.tx, per]() -> asio::awaitable<void> {
+                for (std::size_t i = 0; i < per; ++i) {
+                  std::size_t v = i;
+                  auto r = co_await sluice::async_select(
+                      asio::use_awaitable, sluice::send_to(tx[0], v), sluice::send_to(tx[1], v),
+                      sluice::send_to(tx[2], v), sluice::send_to(tx[3], v));
+                  if (!r || !std::visit(arm_sent{}, *r)) {
+                    bench::check_failed(token_peer, "select_both: a send arm failed");
+                  }
+                }
+              },
+              asio::detached);
+        } else {
+          asio::co_spawn(
+              ctx,
+              [tx = ch.tx[p], per]() -> asio::awaitable<void> {
+                for (std::size_t i = 0; i < per; ++i) {
+                  auto sent = co_await tx.async_send(std::size_t{i}, asio::use_awaitable);
+                  if (!sent) bench::check_failed(token_peer, "select_rx: a send failed");
+                }
+              },
+              asio::detached);
+        }
+      }
+      std::size_t sum = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        auto r = co_await sluice::async_select(
+            asio::use_awaitable, sluice::recv_from(ch.rx[0]), sluice::recv_from(ch.rx[1]),
+            sluice::recv_from(ch.rx[2]), sluice::recv_from(ch.rx[3]));
+        if (!r || !std::visit(add_received{sum}, *r)) {
+          bench::check_failed(token_peer, "select: a receive arm failed");
+        }
+      }
+      ns = bench::ns_since(t0) / static_cast<double>(n);
+      if (!select_sum_right(sum, per)) bench::check_failed(token_peer, "select: a wrong sum");
+    });
+    return ns;
+  });
+}
+
+// co_await select_on(where, arms...): async_select with `where`, or without
+// it for the inline policy.
+template <class Where, class... Arms>
+auto select_on(const Where& where, const Arms&... arms) {
+  if constexpr (std::is_same_v<Where, resume_inline_t>) {
+    return sluice::async_select(arms...);
+  } else {
+    return sluice::async_select(where, arms...);
+  }
+}
+
+template <class Tx, class Where>
+task core_select_producer(std::array<Tx, select_width> tx, std::size_t per, Where where) {
+  for (std::size_t i = 0; i < per; ++i) {
+    std::size_t v = i;
+    auto r = co_await select_on(where, sluice::send_to(tx[0], v), sluice::send_to(tx[1], v),
+                                sluice::send_to(tx[2], v), sluice::send_to(tx[3], v));
+    if (!std::visit(arm_sent{}, r)) bench::check_failed(core_peer, "select_both: a send arm failed");
+  }
+}
+
+template <class Make, class Where>
+task core_select_main(executor ex, work_t& work, Where where, Make make, bool send_arms,
+                      std::size_t n, double& ns) {
+  const auto t0 = bench::clk::now();  // creation is timed too
+  auto ch = make_select_channels(make);
+  using tx_type = typename decltype(ch.tx)::value_type;
+  const std::size_t per = n / select_width;
+  for (std::size_t p = 0; p < select_width; ++p) {
+    if (send_arms) {
+      start(ex, core_select_producer(ch.tx, per, where));
+    } else {
+      start(ex, core_producer<tx_type, std::size_t, Where>(ch.tx[p], per, where));
+    }
+  }
+  std::size_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto r = co_await select_on(where, sluice::recv_from(ch.rx[0]), sluice::recv_from(ch.rx[1]),
+                                sluice::recv_from(ch.rx[2]), sluice::recv_from(ch.rx[3]));
+    if (!std::visit(add_received{sum}, r)) bench::check_failed(core_peer, "select: a receive arm failed");
+  }
+  ns = bench::ns_since(t0) / static_cast<double>(n);
+  if (!select_sum_right(sum, per)) bench::check_failed(core_peer, "select: a wrong sum");
+  work.reset();
+}
+
+double core_select(const bench::config& c, bench::flavor f, bool send_arms) {
+  const std::size_t n = bench::count_for(c, f) / select_width * select_width;
+  return with_flavor<std::size_t>(f, c, [&](auto make) {
+    double ns = 0;
+    run_tasks([&](const executor& ex, work_t& work, auto where) {
+      return core_select_main(ex, work, where, make, send_arms, n, ns);
+    });
+    return ns;
+  });
+}
+
 // --- the rows ----------------------------------------------------------------
 
 template <class PingPong>
@@ -549,6 +701,15 @@ void run_all(const bench::config& c, bool pinned_only) {
     if (peer_wanted(core_peer)) {
       bench::repeat(c, core_peer, "mixed_spsc", fl, "ns/msg", [&] { return core_mixed(c, f, 1); });
       bench::repeat(c, core_peer, "mixed_mpsc", fl, "ns/msg", [&] { return core_mixed(c, f, 4); });
+    }
+    for (const bool send_arms : {false, true}) {
+      const char* row = send_arms ? "select_both" : "select_rx";
+      if (peer_wanted(token_peer)) {
+        bench::repeat(c, token_peer, row, fl, "ns/msg", [&] { return token_select(c, f, send_arms); });
+      }
+      if (peer_wanted(core_peer)) {
+        bench::repeat(c, core_peer, row, fl, "ns/msg", [&] { return core_select(c, f, send_arms); });
+      }
     }
   }
 }

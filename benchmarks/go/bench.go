@@ -11,6 +11,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
@@ -196,6 +197,35 @@ func selectBoth(c config, f string) float64 {
 	return ns
 }
 
+// selectArms: the cost of one select over n arms, one goroutine: n channels
+// of capacity 1, each step sends one message to channel k (spread over all
+// n) and selects over all n receives with reflect.Select, Go's only select
+// over a list built at run time. Exactly one case is ready.
+func selectArms(c config, arms int) float64 {
+	n := c.messages / 10
+	if n < 1 {
+		n = 1
+	}
+	chans := make([]chan int, arms)
+	cases := make([]reflect.SelectCase, arms)
+	for k := range chans {
+		chans[k] = make(chan int, 1)
+		cases[k] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(chans[k])}
+	}
+	sum, rightArm := 0, true
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		k := (i * 7919) % arms // a prime stride: every channel in turn
+		chans[k] <- i
+		won, v, _ := reflect.Select(cases)
+		rightArm = rightArm && won == k
+		sum += int(v.Int())
+	}
+	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	check(rightArm && sum == n*(n-1)/2, "select_arms: a wrong arm or sum")
+	return ns
+}
+
 func pingPong(c config, f string) []float64 {
 	n := c.rtts
 	a := make(chan int, capFor(c, f))
@@ -331,6 +361,11 @@ func main() {
 		repeat(c, "mpsc", f, "ns/msg", func() float64 { return mpscRun(c, f, threads, ident, ident) })
 		repeat(c, "select_rx", f, "ns/msg", func() float64 { return selectRx(c, f) })
 		repeat(c, "select_both", f, "ns/msg", func() float64 { return selectBoth(c, f) })
+	}
+	for _, arms := range []int{2, 8, 64, 1024} {
+		repeat(c, fmt.Sprintf("select_arms_%d", arms), "bounded1", "ns/select", func() float64 {
+			return selectArms(c, arms)
+		})
 	}
 	pingPongRows(c, "pingpong")
 	for _, p := range []int{1, 4, 16, 64} {
