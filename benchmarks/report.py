@@ -25,11 +25,11 @@ PEERS = ["sluice", "sluice-coro", "sluice-coro-core", "go", "asio", "rust-std", 
 # OS threads.
 CORO_BASE = "sluice-coro"
 CORO_PEERS = {"sluice-coro-core", "go", "asio"}
-SLUICE_PEERS = {"sluice", "sluice-coro", "sluice-coro-core"}  # no select yet: "pending"
 # The program whose failure empties a peer's cells (run.sh's labels).
 PROGRAM = {"mutex+cv": "mutex", "sluice-coro-core": "sluice-coro"}
 FLAVORS = ["unbounded", "bounded0", "bounded1", "boundedN", "bounded1024"]
 ROWS = (["seq", "spsc", "mpsc", "select_rx", "select_both",
+         "select_arms_2", "select_arms_8", "select_arms_64", "select_arms_1024",
          "pingpong_p50", "pingpong_p99", "pingpong_pinned_p50", "pingpong_pinned_p99",
          "drain", "drain_recv_many", "spsc_recv_many", "mpsc_recv_many",
          "mpsc_x1", "mpsc_x4", "mpsc_x16", "mpsc_x64",
@@ -46,13 +46,15 @@ WHY = {
     "moodycamel-select": "moodycamel's queue has no select",
     "mutex-select": "the mutex+cv baseline has no select",
     "asio-select": "Asio channels have no select: racing receives in a parallel_group cancels the losers, which is not a select and is not measured",
+    "coro-arms": "the select_arms rows are one thread selecting over N channels: the selector's own cost, measured in the sluice column (a coroutine runs the same code)",
     "coro-memory": "memory is a property of the channel: the coroutine forms use the sluice column's channels, so the sluice numbers apply",
     "mixed-sluice": "the mixed rows (OS-thread producers, coroutine consumer) are sluice's coroutine forms: see sluice-coro and sluice-coro-core",
     "mixed-threads": "no asynchronous receive: a coroutine consumer cannot wait on it (the mixed rows need one)",
     "mixed-go": "a goroutine is Go's only kind of producer: there are no OS-thread producers to mix",
     "mixed-asio": "concurrent_channel has no blocking send: a thread can wait for async_send only through asio::use_future, whose completion runs on Asio's system thread pool and sets a std::future per message (40-80 µs per message in a 2-core trial): not measured",
 }
-SELECT = {"select_rx", "select_both"}
+SELECT_ARMS = ["select_arms_2", "select_arms_8", "select_arms_64", "select_arms_1024"]
+SELECT = {"select_rx", "select_both"} | set(SELECT_ARMS)
 # One color per peer in every chart panel.
 COLORS = {"sluice": "#7b2fbf", "sluice-coro": "#b36ae2", "sluice-coro-core": "#dcb6f2",
           "rust-std": "#e07b00", "go": "#29a8d9", "moodycamel": "#7f7f7f", "asio": "#d4b400",
@@ -111,6 +113,8 @@ def na_reason(peer, row, flavor, failures):
                "mutex+cv": "mutex-select", "asio": "asio-select"}.get(peer)
         if key:
             return WHY[key]
+        if row in SELECT_ARMS and peer in ("sluice-coro", "sluice-coro-core"):
+            return WHY["coro-arms"]
     if peer in ("sluice-coro", "sluice-coro-core") and row.startswith("mem_"):
         return WHY["coro-memory"]
     if row.startswith("mixed_"):
@@ -164,9 +168,10 @@ def main():
     table = []
     for row in ROWS:
         for fl in FLAVORS:
-            if (row, fl) not in units and not (row in SELECT and fl in BASE_FLAVORS):
+            expected = fl == "bounded1" if row in SELECT_ARMS else fl in BASE_FLAVORS
+            if (row, fl) not in units and not (row in SELECT and expected):
                 continue
-            unit = units.get((row, fl), "ns/msg")
+            unit = units.get((row, fl), "ns/select" if row in SELECT_ARMS else "ns/msg")
             base = med.get((row, fl, "sluice"))
             coro_base = med.get((row, fl, CORO_BASE))
             memory = unit.startswith("bytes")
@@ -176,10 +181,6 @@ def main():
             for p in peers:
                 v = med.get((row, fl, p))
                 if v is None:
-                    if p in SLUICE_PEERS and row in SELECT:
-                        cells.append("pending")  # sluice has no select yet
-                        entry["median"][p] = "pending"
-                        continue
                     reason = na_reason(p, row, fl, failures)
                     n = notes.setdefault(reason, len(notes) + 1)
                     cells.append(f"n/a [{n}]")
@@ -192,8 +193,9 @@ def main():
                     entry["ratio_to_sluice_coro"][p] = v / coro_base
                 # The cell's ratio: coroutine peers to sluice-coro on time
                 # rows (none if it has no number there), everyone else, and
-                # every memory row, to sluice.
-                if p in CORO_PEERS and not memory:
+                # every memory row and the one-thread select_arms rows, to
+                # sluice.
+                if p in CORO_PEERS and not memory and row not in SELECT_ARMS:
                     ratio = entry["ratio_to_sluice_coro"].get(p)
                 elif p == CORO_BASE:
                     ratio = None
@@ -205,9 +207,9 @@ def main():
 
     m = machine()
     md = [f"Benchmark ({mode.lstrip('-')}): {COUNTS[mode]}. Median of the runs; time per message "
-          "(ping-pong: per round trip; memory rows: bytes). In parentheses: OS-thread peers "
+          "(ping-pong: per round trip; select_arms: per select; memory rows: bytes). In parentheses: OS-thread peers "
           "(rust-std, moodycamel, mutex+cv) / sluice; coroutine peers (sluice-coro-core, go, asio) "
-          "/ sluice-coro; memory rows / sluice. > 1 means sluice (or sluice-coro) is faster "
+          "/ sluice-coro; memory and select_arms rows / sluice. > 1 means sluice (or sluice-coro) is faster "
           "(or smaller).",
           f"Machine: {m['cores']} cores, {m['cpu']}; {m['cxx']}; {m['rustc']}; {m['go']}; "
           f"Asio {m['asio'] or '?'}; concurrentqueue {m['concurrentqueue'] or '?'}; "
@@ -223,7 +225,18 @@ def main():
               "thread that woke it, as Go's runnext); sluice, Rust std, moodycamel and the mutex "
               "baseline run OS threads. mixed rows: OS-thread producers (blocking send), one "
               "coroutine consumer on the io_context. Ping-pong p50/p99: round-trip percentiles "
-              "within a run, median over runs. select rows: pending until sluice has select.")
+              "within a run, median over runs. select rows: sluice's select_both has one "
+              "selecting consumer (a sluice channel has one receiver), Go's four; select_arms_N: "
+              "one thread, N channels of capacity 1, one message sent then one select over all N "
+              "(sluice's selector, Go's reflect.Select), ns per select, compared with sluice.")
+    growth = []
+    for p in peers:
+        lo, hi = med.get((SELECT_ARMS[0], "bounded1", p)), med.get((SELECT_ARMS[-1], "bounded1", p))
+        if lo and hi:
+            growth.append(f"{p} {fmt(lo, 'ns')} -> {fmt(hi, 'ns')} ({hi / lo:.0f}x for 512x the arms, "
+                          f"{(hi - lo) / 1022:.1f} ns per added arm)")
+    if growth:
+        md.append("Select cost from 2 to 1,024 arms: " + "; ".join(growth) + ".")
     for reason, n in sorted(notes.items(), key=lambda kv: kv[1]):
         md.append(f"[{n}] {reason}")
     md_text = "\n".join(md) + "\n"
@@ -243,8 +256,9 @@ def main():
         f.writelines(body)
 
     # Chart: one log-scale panel per unit (throughput, round trip, memory),
-    # one cluster of bars per row; "pending" and non-positive values are gaps.
-    panels = [("ns/msg", "ns per message"), ("ns/rtt", "ns per round trip"), ("bytes", "bytes")]
+    # one cluster of bars per row; missing and non-positive values are gaps.
+    panels = [("ns/msg", "ns per message"), ("ns/rtt", "ns per round trip"),
+              ("ns/select", "ns per select"), ("bytes", "bytes")]
     plots = []
     for i, (unit, label) in enumerate(panels):
         rows = [e for e in table if e["unit"].startswith(unit)
