@@ -164,6 +164,7 @@ class selector {
     arms_.push_back(std::move(owned));
     removed_.push_back(!c.enabled());  // only_if(false): added, taking no part
     if (c.enabled()) ++active_;
+    arranged_ = false;
     return select_handle<typename Case::outcome_type>(
         arms_.size() - 1, a, [](detail::dynamic_arm* d) { return static_cast<arm*>(d)->take(); });
   }
@@ -182,6 +183,7 @@ class selector {
     if (removed_[index]) return;
     removed_[index] = true;
     --active_;
+    arranged_ = false;
   }
 
   /// Removes every arm (handles from before are invalid).
@@ -189,6 +191,7 @@ class selector {
     arms_.clear();
     removed_.clear();
     active_ = 0;
+    arranged_ = false;
   }
 
   /// Waits until one arm can complete, completes it, returns its index.
@@ -314,9 +317,17 @@ class selector {
   template <class Token>
   friend struct detail::completion_tokens_need_sluice_asio_hpp;
 
-  // The arms taking part, rebuilt; `index_of_` maps their positions in
-  // the frame to the indices the user knows.
+  // The arms taking part, rebuilt from their cases (so a select sees each
+  // handle as it is now); `index_of_` maps their positions in the frame to
+  // the indices the user knows. The lists are made again only after an add
+  // or a remove: a state is rebuilt where the last one was. Entries need no
+  // reset between selects: a finished select left none registered, and
+  // registering sets one up.
   detail::dynamic_frame rebuild() {
+    if (arranged_) {
+      for (const std::size_t i : index_of_) (void)arms_[i]->rebuild();
+      return {states_, entries_, order_};
+    }
     states_.clear();
     index_of_.clear();
     for (std::size_t i = 0; i < arms_.size(); ++i) {
@@ -326,6 +337,7 @@ class selector {
     }
     entries_.assign(states_.size(), detail::wait_entry{});
     order_.assign(states_.size(), 0);
+    arranged_ = true;
     return {states_, entries_, order_};
   }
 
@@ -372,6 +384,7 @@ class selector {
   std::vector<std::size_t> index_of_;  // frame position -> arm index
   std::vector<bool> removed_;
   std::size_t active_ = 0;
+  bool arranged_ = false;  // states_, index_of_, entries_, order_ match the arms
   timer idle_timer_;  // never ticks: what an empty selector waits on
 };
 

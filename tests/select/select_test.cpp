@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -31,6 +32,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -761,6 +763,69 @@ TEST(Selector, IndicesHandlesAndRemoval) {
     EXPECT_EQ(h.take()->value(), 4);
   }
   EXPECT_EQ(leaks.leaked(), 0);
+}
+
+TEST(Selector, EachSelectSeesItsHandlesAsTheyAreThen) {
+  // An arm refers to a handle variable: a receiver or sender assigned a
+  // new channel between two selects is selected over on its new channel.
+  sluice::selector sel;
+  auto [tx_old, rx] = sluice::sync_channel<int>(1);
+  auto h = sel.add(sluice::recv_from(rx));
+  ASSERT_TRUE(tx_old.send(1));
+  EXPECT_EQ(sel.select(), 0u);
+  EXPECT_EQ(*h.take(), 1);
+
+  auto [tx_new, rx_new] = sluice::channel<int>();
+  rx = std::move(rx_new);  // the old channel's receiver is gone now
+  EXPECT_FALSE(tx_old.send(2)) << "the old channel lost its receiver";
+  EXPECT_FALSE(sel.try_select()) << "the new channel is empty";
+  ASSERT_TRUE(tx_new.send(3));
+  EXPECT_EQ(sel.select(), 0u);
+  EXPECT_EQ(*h.take(), 3);
+
+  rx = {};  // no channel at all: a receive arm on it reports disconnected
+  EXPECT_EQ(sel.select(), 0u);
+  EXPECT_FALSE(h.take());
+}
+
+TEST(Selector, ReadyArmsAmongManyAreChosenUniformly) {
+  // 64 arms, 4 of them ready (at the ends and in the middle): each ready
+  // arm must win about a quarter of the selects, wherever it sits (the
+  // order is drawn only as far as a select looks; it must still be
+  // uniform).
+  constexpr std::size_t arms = 64;
+  constexpr std::array<std::size_t, 4> ready{0, 21, 42, 63};
+  std::vector<sluice::sync_sender<int>> tx(arms);
+  std::vector<sluice::receiver<int>> rx(arms);
+  for (std::size_t k = 0; k < arms; ++k) std::tie(tx[k], rx[k]) = sluice::sync_channel<int>(1);
+  sluice::selector sel;
+  std::vector<sluice::select_handle<std::expected<int, sluice::recv_error>>> handles;
+  for (auto& r : rx) handles.push_back(sel.add(sluice::recv_from(r)));
+  for (const std::size_t k : ready) ASSERT_TRUE(tx[k].send(static_cast<int>(k)));
+  constexpr int rounds = 40'000;
+  std::vector<std::int64_t> wins(arms, 0);
+  for (int i = 0; i < rounds; ++i) {
+    const std::size_t k = sel.select();
+    ASSERT_LT(k, arms);
+    auto msg = handles[k].take();
+    ASSERT_TRUE(msg);
+    EXPECT_EQ(static_cast<std::size_t>(*msg), k);
+    ++wins.at(k);
+    ASSERT_TRUE(tx[k].send(*msg));  // ready again
+  }
+  std::vector<std::int64_t> ready_wins;
+  std::int64_t others = 0;
+  for (std::size_t k = 0; k < arms; ++k) {
+    if (std::find(ready.begin(), ready.end(), k) != ready.end()) {
+      ready_wins.push_back(wins[k]);
+    } else {
+      others += wins[k];
+    }
+  }
+  // As in SelectFairness: 3 degrees of freedom, P(chi-square > 30) < 1.4e-6.
+  EXPECT_LT(chi_square(ready_wins), 30.0)
+      << "wins: " << wins[0] << ' ' << wins[21] << ' ' << wins[42] << ' ' << wins[63];
+  EXPECT_EQ(others, 0) << "an arm that was not ready completed";
 }
 
 TEST(Selector, StopAndDeadlineForms) {

@@ -29,6 +29,10 @@
 //   wake-up on.
 // - `arms`, `entries` and `order` have one element per arm, owned by the
 //   caller for the whole select (a thread's stack, a coroutine frame).
+//   An entry is set up when it is registered; an arm is touched only when
+//   the select gets to it (an attempt stops at the first arm that
+//   completes), which is what lets a selector rebuild only the arms the
+//   last select touched.
 #pragma once
 
 #include <sluice/detail/select/arm_order.hpp>
@@ -106,14 +110,7 @@ class select_steps {
 
   select_steps(std::span<select_arm* const> arms, std::span<wait_entry> entries,
                std::span<std::uint32_t> order, bool fair) noexcept
-      : arms_(arms), entries_(entries), order_(order) {
-    arrange_arms(order_, fair);
-    for (std::size_t i = 0; i < arms_.size(); ++i) {
-      entries_[i].op = sel_first_op + static_cast<selection>(i);
-      entries_[i].in_select = true;
-      spins_ = spins_ || arms_[i]->spins();
-    }
-  }
+      : arms_(arms), entries_(entries), order_(order, fair) {}
 
   select_steps(const select_steps&) = delete;
   select_steps& operator=(const select_steps&) = delete;
@@ -127,7 +124,8 @@ class select_steps {
       woken_ = none;
       if (arms_[k]->attempt()) return win(k);
     }
-    for (const std::uint32_t i : order_) {
+    for (std::size_t p = 0; p < order_.size(); ++p) {
+      const std::uint32_t i = order_.at(p);
       if (arms_[i]->attempt()) return win(i);
     }
     return false;
@@ -139,6 +137,8 @@ class select_steps {
     for (std::size_t i = 0; i < arms_.size(); ++i) {
       wait_entry& mine = entries_[i];
       mine.w = e.w;
+      mine.op = sel_first_op + static_cast<selection>(i);
+      mine.in_select = true;
       ++enlisted_;
       switch (arms_[i]->enlist(mine)) {
         case readiness::wait:
@@ -192,7 +192,20 @@ class select_steps {
   }
 
   [[nodiscard]] static bool hands_off() noexcept { return false; }
-  [[nodiscard]] bool spins() const noexcept { return spins_; }
+  // Asked only when the select is about to wait (then it registers on every
+  // arm anyway): worked out once, not per select.
+  [[nodiscard]] bool spins() const noexcept {
+    if (spins_ == unknown) {
+      spins_ = no;
+      for (select_arm* a : arms_) {
+        if (a->spins()) {
+          spins_ = yes;
+          break;
+        }
+      }
+    }
+    return spins_ == yes;
+  }
 
  private:
   bool win(std::size_t k) noexcept {
@@ -209,11 +222,12 @@ class select_steps {
 
   std::span<select_arm* const> arms_;
   std::span<wait_entry> entries_;
-  std::span<std::uint32_t> order_;
+  arm_order order_;
   std::size_t enlisted_ = 0;  // arms 0..enlisted_-1 registered this round
   std::size_t woken_ = none;  // the arm whose claim asked for an attempt
   std::size_t winner_ = none;
-  bool spins_ = false;
+  enum tristate : unsigned char { unknown, no, yes };
+  mutable tristate spins_ = unknown;
 };
 
 }  // namespace sluice::detail
