@@ -108,6 +108,28 @@ double seq(const bench::config& c) {
 
 constexpr const char* peer = "asio";
 
+// lifecycle: make a channel, send one message, receive it, destroy the
+// channel; K = messages/10 channels. One thread, no io_context round trip:
+// try_send buffers the message (capacity 1 or 1024, so there is room) and
+// try_receive takes it from the buffer and calls its handler inline. The
+// io_context only provides the executor every channel is constructed with;
+// it never runs.
+double lifecycle(const bench::config& c, std::size_t capacity) {
+  const std::size_t k = std::max<std::size_t>(c.messages / 10, 1);
+  asio::io_context ctx;
+  const auto t0 = bench::clk::now();
+  for (std::size_t i = 0; i < k; ++i) {
+    channel<std::size_t> ch(ctx, capacity);
+    if (!ch.try_send(asio::error_code{}, std::size_t{i})) bench::check_failed(peer, "lifecycle: try_send failed");
+    std::size_t got = ~i;
+    const bool received = ch.try_receive([&got](asio::error_code ec, std::size_t v) {
+      if (!ec) got = v;
+    });
+    if (!received || got != i) bench::check_failed(peer, "lifecycle received a wrong value");
+  }
+  return bench::ns_since(t0) / static_cast<double>(k);
+}
+
 // p50 and p99 round trips on both hand-off flavors, as row_p50 / row_p99.
 void ping_pong_rows(const bench::config& c, const std::string& row) {
   if (!bench::wanted(c, row)) return;
@@ -144,6 +166,9 @@ void run_all(const bench::config& c, bool pinned_only) {
                 [&] { return asio_mpsc<bench::inline_payload<64>>(c, flavor::boundedN, 1); });
   bench::repeat(c, peer, "payload_1KiB", "boundedN", "ns/msg",
                 [&] { return asio_mpsc<bench::inline_payload<1024>>(c, flavor::boundedN, 1); });
+  // No unbounded channel: bounded1 and bounded1024 only.
+  bench::repeat(c, peer, "lifecycle", "bounded1", "ns/chan", [&] { return lifecycle(c, 1); });
+  bench::repeat(c, peer, "lifecycle", "bounded1024", "ns/chan", [&] { return lifecycle(c, 1024); });
 }
 
 void run_memory(const bench::config& c, const char* mode) {

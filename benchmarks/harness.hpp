@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -50,11 +51,14 @@ struct config {
   std::size_t burst = 10'000'000;
   std::size_t idle_channels = 100'000;
   std::string only;  // --only ROW: run just the rows whose name starts with ROW
+  std::vector<std::string> rows;  // --rows A,B,C: run just the rows named exactly so
 };
 
-// Rows to run: all, or those starting with --only (for looking at one row).
+// Rows to run: all, or those starting with --only (for looking at one row),
+// or those named in --rows (exact names; both given: both must hold).
 inline bool wanted(const config& c, const std::string& row) {
-  return c.only.empty() || row.rfind(c.only, 0) == 0;
+  if (!c.only.empty() && row.rfind(c.only, 0) != 0) return false;
+  return c.rows.empty() || std::find(c.rows.begin(), c.rows.end(), row) != c.rows.end();
 }
 
 inline config parse(int argc, char** argv) {
@@ -81,6 +85,13 @@ inline config parse(int argc, char** argv) {
       c.small_messages = std::max<std::size_t>(c.messages / 20, 1);
     } else if (std::strcmp(argv[i], "--only") == 0) {
       c.only = argv[i + 1];
+    } else if (std::strcmp(argv[i], "--rows") == 0) {
+      const std::string list = argv[i + 1];
+      for (std::size_t b = 0; b <= list.size();) {
+        const std::size_t e = std::min(list.find(',', b), list.size());
+        if (e > b) c.rows.push_back(list.substr(b, e - b));
+        b = e + 1;
+      }
     }
   }
   c.capacity_n = c.messages;
@@ -281,6 +292,28 @@ std::size_t value_of(const inline_payload<Bytes>& p) {
   return v;
 }
 
+// lifecycle: one thread makes a channel, sends one message, receives it and
+// drops both ends; K = messages/10 channels (at least 1), ns per channel.
+// `one` has capacity_n = 1024 (the bounded1024 flavor is boundedN there).
+template <class P>
+double lifecycle(const config& c, flavor f) {
+  const std::size_t k = std::max<std::size_t>(c.messages / 10, 1);
+  config one = c;
+  one.capacity_n = 1024;
+  const auto t0 = clk::now();
+  for (std::size_t i = 0; i < k; ++i) {
+    auto [tx, rx] = P::template make<std::size_t>(f, one);
+    P::send(tx, std::size_t{i});
+    if (P::recv(rx) != i) check_failed(P::name, "lifecycle received a wrong value");
+  }  // both ends dropped here, every iteration
+  return ns_since(t0) / static_cast<double>(k);
+}
+
+// The lifecycle row's flavors: no bounded0 (a rendezvous cannot hold the one
+// message without a second thread); bounded1024 is boundedN at capacity 1024.
+inline constexpr std::pair<flavor, const char*> lifecycle_flavors[] = {
+    {flavor::unbounded, "unbounded"}, {flavor::bounded1, "bounded1"}, {flavor::boundedN, "bounded1024"}};
+
 template <class F>
 void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
             F measure) {
@@ -352,6 +385,10 @@ void run_all(const config& c) {
     repeat(c, P::name, "payload_1KiB", "boundedN", "ns/msg",
            [&] { return mpsc<P, inline_payload<1024>>(c, flavor::boundedN, 1); });
   }
+  for (auto [f, fl] : lifecycle_flavors) {
+    if (!P::supports(f)) continue;
+    repeat(c, P::name, "lifecycle", fl, "ns/chan", [&] { return lifecycle<P>(c, f); });
+  }
 }
 
 // --- memory rows -------------------------------------------------------------
@@ -403,7 +440,8 @@ void run_memory(const config& c, const char* mode) {
 }
 
 // main() for a C++ peer:
-//   prog [--quick|--full|--smoke] [--memory empty|idle|burst] [--only ROW] [--messages N]
+//   prog [--quick|--full|--smoke] [--memory empty|idle|burst] [--only ROW] [--rows A,B,...]
+//        [--messages N]
 template <class P>
 int main_for(int argc, char** argv) {
   const config c = parse(argc, argv);

@@ -4,8 +4,9 @@
 usage: report.py RAW_CSV OUT_DIR MODE
 Medians over runs per (row, flavor, peer). Each peer's ratio is to its own
 kind of sluice: OS-thread peers / sluice, coroutine peers (sluice-coro-core,
-go, asio) / sluice-coro on time rows; memory rows / sluice (the coroutine
-peers of sluice use the same channels). > 1 means sluice is faster or
+go, asio) / sluice-coro on time rows; memory rows and the one-thread rows
+(select_arms, lifecycle) / sluice (the coroutine peers of sluice use the
+same channels). > 1 means sluice is faster or
 smaller. Standard library only.
 """
 import csv
@@ -28,12 +29,12 @@ CORO_PEERS = {"sluice-coro-core", "go", "asio"}
 # The program whose failure empties a peer's cells (run.sh's labels).
 PROGRAM = {"mutex+cv": "mutex", "sluice-coro-core": "sluice-coro"}
 FLAVORS = ["unbounded", "bounded0", "bounded1", "boundedN", "bounded1024"]
-ROWS = (["seq", "spsc", "mpsc", "select_rx", "select_both",
+ROWS = (["seq", "seq_100k", "spsc", "spsc_100k", "mpsc", "mpsc_100k", "select_rx", "select_both",
          "select_arms_2", "select_arms_8", "select_arms_64", "select_arms_1024",
          "pingpong_p50", "pingpong_p99", "pingpong_pinned_p50", "pingpong_pinned_p99",
          "drain", "drain_recv_many", "spsc_recv_many", "mpsc_recv_many",
          "mpsc_x1", "mpsc_x4", "mpsc_x16", "mpsc_x64",
-         "payload_8B", "payload_64B", "payload_1KiB", "mixed_spsc", "mixed_mpsc",
+         "payload_8B", "payload_64B", "payload_1KiB", "mixed_spsc", "mixed_mpsc", "lifecycle",
          "mem_empty", "mem_idle_x100k", "mem_burst_peak", "mem_burst_after_drain"])
 
 # Why a peer has no number in a row it cannot express.
@@ -47,6 +48,7 @@ WHY = {
     "mutex-select": "the mutex+cv baseline has no select",
     "asio-select": "Asio channels have no select: racing receives in a parallel_group cancels the losers, which is not a select and is not measured",
     "coro-arms": "the select_arms rows are one thread selecting over N channels: the selector's own cost, measured in the sluice column (a coroutine runs the same code)",
+    "coro-lifecycle": "the lifecycle row is one thread making, using and dropping a channel: the channel's own cost, measured in the sluice column (the coroutine forms use the same channels)",
     "coro-memory": "memory is a property of the channel: the coroutine forms use the sluice column's channels, so the sluice numbers apply",
     "mixed-sluice": "the mixed rows (OS-thread producers, coroutine consumer) are sluice's coroutine forms: see sluice-coro and sluice-coro-core",
     "mixed-threads": "no asynchronous receive: a coroutine consumer cannot wait on it (the mixed rows need one)",
@@ -55,6 +57,9 @@ WHY = {
 }
 SELECT_ARMS = ["select_arms_2", "select_arms_8", "select_arms_64", "select_arms_1024"]
 SELECT = {"select_rx", "select_both"} | set(SELECT_ARMS)
+# One-thread rows: every peer's ratio is to sluice (no coroutine scheduler
+# is involved, and sluice-coro has no number there).
+ONE_THREAD = set(SELECT_ARMS) | {"lifecycle"}
 # One color per peer in every chart panel.
 COLORS = {"sluice": "#7b2fbf", "sluice-coro": "#b36ae2", "sluice-coro-core": "#dcb6f2",
           "rust-std": "#e07b00", "go": "#29a8d9", "moodycamel": "#7f7f7f", "asio": "#d4b400",
@@ -117,6 +122,8 @@ def na_reason(peer, row, flavor, failures):
             return WHY["coro-arms"]
     if peer in ("sluice-coro", "sluice-coro-core") and row.startswith("mem_"):
         return WHY["coro-memory"]
+    if peer in ("sluice-coro", "sluice-coro-core") and row == "lifecycle":
+        return WHY["coro-lifecycle"]
     if row.startswith("mixed_"):
         key = {"sluice": "mixed-sluice", "rust-std": "mixed-threads", "mutex+cv": "mixed-threads",
                "go": "mixed-go"}.get(peer)
@@ -139,9 +146,12 @@ def na_reason(peer, row, flavor, failures):
 
 
 COUNTS = {
-    "--quick": "500,000 messages per row (10,000 for bounded0/bounded1), 5 runs, 5,000 round trips",
-    "--full": "1,000,000 messages per row (50,000 for bounded0/bounded1), 7 runs, 20,000 round trips",
-    "--smoke": "2,000 messages per row (200 for bounded0/bounded1), 1 run, 200 round trips: "
+    "--quick": "500,000 messages per row (10,000 for bounded0/bounded1), 5 runs, 5,000 round trips; "
+               "_100k rows 100,000 messages (5,000 for bounded0/bounded1); lifecycle 50,000 channels",
+    "--full": "1,000,000 messages per row (50,000 for bounded0/bounded1), 7 runs, 20,000 round trips; "
+              "_100k rows 100,000 messages (5,000 for bounded0/bounded1); lifecycle 100,000 channels",
+    "--smoke": "2,000 messages per row (200 for bounded0/bounded1), 1 run, 200 round trips; "
+               "_100k rows 2,000 messages (100 for bounded0/bounded1); lifecycle 200 channels: "
                "proves the programs work, not a measurement",
 }
 BASE_FLAVORS = ("unbounded", "bounded0", "bounded1", "boundedN")
@@ -193,9 +203,9 @@ def main():
                     entry["ratio_to_sluice_coro"][p] = v / coro_base
                 # The cell's ratio: coroutine peers to sluice-coro on time
                 # rows (none if it has no number there), everyone else, and
-                # every memory row and the one-thread select_arms rows, to
-                # sluice.
-                if p in CORO_PEERS and not memory and row not in SELECT_ARMS:
+                # every memory row and the one-thread rows (select_arms,
+                # lifecycle), to sluice.
+                if p in CORO_PEERS and not memory and row not in ONE_THREAD:
                     ratio = entry["ratio_to_sluice_coro"].get(p)
                 elif p == CORO_BASE:
                     ratio = None
@@ -207,9 +217,10 @@ def main():
 
     m = machine()
     md = [f"Benchmark ({mode.lstrip('-')}): {COUNTS[mode]}. Median of the runs; time per message "
-          "(ping-pong: per round trip; select_arms: per select; memory rows: bytes). In parentheses: OS-thread peers "
+          "(ping-pong: per round trip; select_arms: per select; lifecycle: per channel; memory rows: bytes). "
+          "In parentheses: OS-thread peers "
           "(rust-std, moodycamel, mutex+cv) / sluice; coroutine peers (sluice-coro-core, go, asio) "
-          "/ sluice-coro; memory and select_arms rows / sluice. > 1 means sluice (or sluice-coro) is faster "
+          "/ sluice-coro; memory, select_arms and lifecycle rows / sluice. > 1 means sluice (or sluice-coro) is faster "
           "(or smaller).",
           f"Machine: {m['cores']} cores, {m['cpu']}; {m['cxx']}; {m['rustc']}; {m['go']}; "
           f"Asio {m['asio'] or '?'}; concurrentqueue {m['concurrentqueue'] or '?'}; "
@@ -228,7 +239,13 @@ def main():
               "within a run, median over runs. select rows: sluice's select_both has one "
               "selecting consumer (a sluice channel has one receiver), Go's four; select_arms_N: "
               "one thread, N channels of capacity 1, one message sent then one select over all N "
-              "(sluice's selector, Go's reflect.Select), ns per select, compared with sluice.")
+              "(sluice's selector, Go's reflect.Select), ns per select, compared with sluice. "
+              "seq_100k, spsc_100k, mpsc_100k: the seq, spsc and mpsc rows again at 100,000 messages "
+              "(5,000 on bounded0/bounded1; boundedN = capacity 100,000), where channel creation and "
+              "thread start weigh more. lifecycle: one thread makes a channel, sends one message, "
+              "receives it and drops both ends, messages/10 times; ns per channel (Asio: try_send and "
+              "try_receive, no io_context round trip; Go: make(chan int, N), reclaimed by its garbage "
+              "collector), compared with sluice.")
     growth = []
     for p in peers:
         lo, hi = med.get((SELECT_ARMS[0], "bounded1", p)), med.get((SELECT_ARMS[-1], "bounded1", p))
@@ -255,10 +272,12 @@ def main():
         f.write(f"# mode: {mode}\n")
         f.writelines(body)
 
-    # Chart: one log-scale panel per unit (throughput, round trip, memory),
+    # Chart: one log-scale panel per unit (throughput, round trip, select,
+    # channel lifecycle, memory),
     # one cluster of bars per row; missing and non-positive values are gaps.
     panels = [("ns/msg", "ns per message"), ("ns/rtt", "ns per round trip"),
-              ("ns/select", "ns per select"), ("bytes", "bytes")]
+              ("ns/select", "ns per select"), ("ns/chan", "ns per channel (lifecycle)"),
+              ("bytes", "bytes")]
     plots = []
     for i, (unit, label) in enumerate(panels):
         rows = [e for e in table if e["unit"].startswith(unit)

@@ -60,13 +60,29 @@ run() {  # run <label> <command...>: appends its CSV lines to raw.csv
     echo "$label: $why" >> "$failed"
   fi
 }
-for p in "${cpp_peers[@]}"; do run "$p" "$bin/bench_$p" $flag; done
+# The 100k pass: after a program's normal run, its seq, spsc and mpsc rows
+# again at 100,000 messages (5,000 for bounded0/bounded1; --smoke: 2,000),
+# renamed seq_100k, spsc_100k, mpsc_100k, so short-lived channels (creation
+# and thread start weigh more) are seen in every run. --rows takes exact row
+# names (--only would also run mpsc_x*, spsc_recv_many, ...). Not for the
+# pinned or memory runs.
+if [ "$mode" = --smoke ]; then short_messages=2000; else short_messages=100000; fi
+short() {  # short <label> <command...>: appends the renamed rows to raw.csv
+  local label=$1; shift
+  run "$label 100k" bash -c '"$@" | awk -F, "BEGIN{OFS=\",\"} \$1==\"seq\"||\$1==\"spsc\"||\$1==\"mpsc\" {\$1=\$1\"_100k\"} {print}"; exit ${PIPESTATUS[0]}' \
+    short "$@" $flag --messages "$short_messages" --rows seq,spsc,mpsc
+}
+for p in "${cpp_peers[@]}"; do
+  run "$p" "$bin/bench_$p" $flag
+  short "$p" "$bin/bench_$p"
+done
 # sluice's coroutine forms (peers sluice-coro and sluice-coro-core, one
 # program), built only when Asio is installed.
 have_coro=0
 if [ -x "$bin/bench_sluice_async" ]; then
   have_coro=1
   run sluice-coro "$bin/bench_sluice_async" $flag
+  short sluice-coro "$bin/bench_sluice_async"
 else
   echo "no sluice-coro benchmark (Asio missing)" >&2
 fi
@@ -76,9 +92,13 @@ if [ -x "$bin/bench_asio" ]; then run "asio (pinned to CPU 0)" taskset -c 0 "$bi
 if [ $have_coro = 1 ]; then
   run "sluice-coro (pinned to CPU 0)" taskset -c 0 "$bin/bench_sluice_async" $flag --pinned
 fi
-if [ $have_rust = 1 ]; then run rust-std "$out/bench_rust" $flag; fi
+if [ $have_rust = 1 ]; then
+  run rust-std "$out/bench_rust" $flag
+  short rust-std "$out/bench_rust"
+fi
 if [ $have_go = 1 ]; then
   run go "$out/bench_go" $flag
+  short go "$out/bench_go"
   run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
 fi
 # Heap bytes come from the counting-allocator builds; resident memory from the

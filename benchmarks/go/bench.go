@@ -22,10 +22,26 @@ import (
 
 type config struct {
 	messages, small, runs, capN, rtts, burst, idle int
-	only                                           string // --only ROW: rows starting with ROW
+	only                                           string   // --only ROW: rows starting with ROW
+	rows                                           []string // --rows A,B,C: rows named exactly so
 }
 
-func wanted(c config, row string) bool { return c.only == "" || strings.HasPrefix(row, c.only) }
+// Rows to run: all, or those starting with --only, or those named in --rows
+// (exact names; both given: both must hold).
+func wanted(c config, row string) bool {
+	if c.only != "" && !strings.HasPrefix(row, c.only) {
+		return false
+	}
+	if len(c.rows) == 0 {
+		return true
+	}
+	for _, r := range c.rows {
+		if r == row {
+			return true
+		}
+	}
+	return false
+}
 
 // The flavors Go can express; "unbounded" has no Go equivalent.
 var flavors = []string{"bounded0", "bounded1", "boundedN"}
@@ -70,6 +86,27 @@ func seq(c config, f string) float64 {
 	ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
 	check(inOrder, "seq received messages out of order")
 	return ns
+}
+
+// lifecycle: make a channel, send one message, receive it, drop the
+// channel; K = messages/10 channels (at least 1), ns per channel. One
+// goroutine: the buffer holds the message. Every make(chan) is a heap
+// allocation (runtime.makechan), so the garbage collector's work of
+// reclaiming the dropped channels is part of the figure, as Go's "destroy".
+func lifecycle(c config, capacity int) float64 {
+	k := c.messages / 10
+	if k < 1 {
+		k = 1
+	}
+	t0 := time.Now()
+	for i := 0; i < k; i++ {
+		ch := make(chan int, capacity)
+		ch <- i
+		if <-ch != i {
+			check(false, "lifecycle received a wrong value")
+		}
+	}
+	return float64(time.Since(t0).Nanoseconds()) / float64(k)
 }
 
 // check: every workload checks what it received; a mismatch fails the program.
@@ -329,7 +366,7 @@ func main() {
 			c.messages, c.small, c.runs, c.rtts = 1000000, 50000, 7, 20000
 		}
 	}
-	// Overrides after the mode: --messages N, --only ROW.
+	// Overrides after the mode: --messages N, --only ROW, --rows A,B,C.
 	for i := 1; i+1 < len(os.Args); i++ {
 		switch os.Args[i] {
 		case "--messages":
@@ -340,6 +377,12 @@ func main() {
 			}
 		case "--only":
 			c.only = os.Args[i+1]
+		case "--rows":
+			for _, r := range strings.Split(os.Args[i+1], ",") {
+				if r != "" {
+					c.rows = append(c.rows, r)
+				}
+			}
 		}
 	}
 	c.capN = c.messages
@@ -385,4 +428,8 @@ func main() {
 	repeat(c, "payload_1KiB", "boundedN", "ns/msg", func() float64 {
 		return mpscRun(c, "boundedN", 1, func(i int) [1024]byte { return [1024]byte{byte(i)} }, func(v [1024]byte) int { return int(v[0]) })
 	})
+	// No unbounded channel in Go, and no bounded0 (a rendezvous cannot hold
+	// the one message without a second goroutine).
+	repeat(c, "lifecycle", "bounded1", "ns/chan", func() float64 { return lifecycle(c, 1) })
+	repeat(c, "lifecycle", "bounded1024", "ns/chan", func() float64 { return lifecycle(c, 1024) })
 }

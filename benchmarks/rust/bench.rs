@@ -29,10 +29,13 @@ fn fname(f: Flavor) -> &'static str {
 }
 
 #[derive(Clone)]
-struct Config { messages: usize, small: usize, runs: usize, cap_n: usize, rtts: usize, burst: usize, idle: usize, only: String }
+struct Config { messages: usize, small: usize, runs: usize, cap_n: usize, rtts: usize, burst: usize, idle: usize, only: String, rows: Vec<String> }
 
-// Rows to run: all, or those starting with --only (for looking at one row).
-fn wanted(c: &Config, row: &str) -> bool { c.only.is_empty() || row.starts_with(c.only.as_str()) }
+// Rows to run: all, or those starting with --only (for looking at one row),
+// or those named in --rows A,B,C (exact names; both given: both must hold).
+fn wanted(c: &Config, row: &str) -> bool {
+    (c.only.is_empty() || row.starts_with(c.only.as_str())) && (c.rows.is_empty() || c.rows.iter().any(|r| r == row))
+}
 
 enum Tx<T> { U(mpsc::Sender<T>), B(mpsc::SyncSender<T>) }
 impl<T> Clone for Tx<T> { fn clone(&self) -> Self { match self { Tx::U(s) => Tx::U(s.clone()), Tx::B(s) => Tx::B(s.clone()) } } }
@@ -60,6 +63,21 @@ fn seq(c: &Config, f: Flavor) -> f64 {
     let ns = t0.elapsed().as_nanos() as f64 / n as f64;
     check(in_order, "seq received messages out of order");
     ns
+}
+
+// lifecycle: make a channel, send one message, receive it, drop both ends;
+// K = messages/10 channels (at least 1), ns per channel. bounded1024 is
+// BoundedN at capacity 1024.
+fn lifecycle(c: &Config, f: Flavor) -> f64 {
+    let k = (c.messages / 10).max(1);
+    let one = Config { cap_n: 1024, ..c.clone() };
+    let t0 = Instant::now();
+    for i in 0..k {
+        let (tx, rx) = make::<usize>(f, &one);
+        tx.send(i);
+        check(rx.recv().unwrap() == i, "lifecycle received a wrong value");
+    } // tx and rx dropped here, every iteration
+    t0.elapsed().as_nanos() as f64 / k as f64
 }
 
 // Every workload checks what it received; a mismatch fails the program.
@@ -164,12 +182,13 @@ fn memory(c: &Config, mode: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let mut c = Config { messages: 500_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000, only: String::new() };
-    if args.iter().any(|a| a == "--smoke") { c = Config { messages: 2_000, small: 200, runs: 1, cap_n: 0, rtts: 200, burst: 100_000, idle: 1_000, only: String::new() }; }
+    let mut c = Config { messages: 500_000, small: 10_000, runs: 5, cap_n: 0, rtts: 5_000, burst: 10_000_000, idle: 100_000, only: String::new(), rows: Vec::new() };
+    if args.iter().any(|a| a == "--smoke") { c = Config { messages: 2_000, small: 200, runs: 1, cap_n: 0, rtts: 200, burst: 100_000, idle: 1_000, only: String::new(), rows: Vec::new() }; }
     if args.iter().any(|a| a == "--full") { c.messages = 1_000_000; c.small = 50_000; c.runs = 7; c.rtts = 20_000; }
-    // Overrides after the mode: --messages N, --only ROW.
+    // Overrides after the mode: --messages N, --only ROW, --rows A,B,C.
     if let Some(i) = args.iter().position(|a| a == "--messages") { c.messages = args[i + 1].parse().unwrap(); c.small = (c.messages / 20).max(1); }
     if let Some(i) = args.iter().position(|a| a == "--only") { c.only = args[i + 1].clone(); }
+    if let Some(i) = args.iter().position(|a| a == "--rows") { c.rows = args[i + 1].split(',').filter(|r| !r.is_empty()).map(String::from).collect(); }
     c.cap_n = c.messages;
     if let Some(i) = args.iter().position(|a| a == "--memory") { memory(&c, &args[i + 1]); return; }
 
@@ -201,4 +220,8 @@ fn main() {
     repeat(&c, "payload_8B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 8], |v| v[0] as usize));
     repeat(&c, "payload_64B", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 64], |v| v[0] as usize));
     repeat(&c, "payload_1KiB", "boundedN", "ns/msg", || mpsc_run(&c, Flavor::BoundedN, 1, |i| [i as u8; 1024], |v| v[0] as usize));
+    // No bounded0: a rendezvous cannot hold the one message without a second thread.
+    for (f, fl) in [(Flavor::Unbounded, "unbounded"), (Flavor::Bounded1, "bounded1"), (Flavor::BoundedN, "bounded1024")] {
+        repeat(&c, "lifecycle", fl, "ns/chan", || lifecycle(&c, f));
+    }
 }
