@@ -97,9 +97,13 @@ std::size_t select_receive_4(std::array<sluice::receiver<std::size_t>, select_wi
   return sum;
 }
 
-// select_rx: 4 producers, each sending on its own channel; this thread
-// selects a receive over the 4 receivers.
-double select_rx(const bench::config& c, bench::flavor f) {
+// select_rx (send_arms false): 4 producers, each sending on its own
+// channel; this thread selects a receive over the 4 receivers.
+// select_both (send_arms true): 4 producers, each selecting a send over the
+// 4 channels; this thread selects a receive over them. Go's row has 4
+// selecting consumers: a sluice channel has one receiver (mpsc), so one
+// consumer receives all.
+double select_row(const bench::config& c, bench::flavor f, bool send_arms) {
   const std::size_t n = bench::count_for(c, f) / select_width * select_width;
   const std::size_t per = n / select_width;
   return with_channels(f, c, [&](auto make) {
@@ -112,38 +116,12 @@ double select_rx(const bench::config& c, bench::flavor f) {
     {
       std::vector<std::jthread> producers;
       for (std::size_t k = 0; k < select_width; ++k) {
-        producers.emplace_back([&tx, k, per] {
-          for (std::size_t i = 0; i < per; ++i) (void)tx[k].send(std::size_t{i});
-        });
-      }
-      sum = select_receive_4(rx, n);
-    }
-    const double ns = bench::ns_since(t0) / static_cast<double>(n);
-    if (sum != select_width * (per * (per - 1) / 2)) {
-      bench::check_failed("sluice", "select_rx received a wrong sum");
-    }
-    return ns;
-  });
-}
-
-// select_both: 4 producers, each selecting a send over the 4 channels; this
-// thread selects a receive over them. Go's row has 4 selecting consumers: a
-// sluice channel has one receiver (mpsc), so one consumer receives all.
-double select_both(const bench::config& c, bench::flavor f) {
-  const std::size_t n = bench::count_for(c, f) / select_width * select_width;
-  const std::size_t per = n / select_width;
-  return with_channels(f, c, [&](auto make) {
-    const auto t0 = bench::clk::now();
-    using tx_type = decltype(make().first);
-    std::array<tx_type, select_width> tx;
-    std::array<sluice::receiver<std::size_t>, select_width> rx;
-    for (std::size_t k = 0; k < select_width; ++k) std::tie(tx[k], rx[k]) = make();
-    std::size_t sum = 0;
-    {
-      std::vector<std::jthread> producers;
-      for (std::size_t p = 0; p < select_width; ++p) {
-        producers.emplace_back([&tx, per] {
+        producers.emplace_back([&tx, k, per, send_arms] {
           for (std::size_t i = 0; i < per; ++i) {
+            if (!send_arms) {
+              (void)tx[k].send(std::size_t{i});
+              continue;
+            }
             std::size_t v = i;
             const auto r = sluice::select(sluice::send_to(tx[0], v), sluice::send_to(tx[1], v),
                                           sluice::send_to(tx[2], v), sluice::send_to(tx[3], v));
@@ -159,7 +137,8 @@ double select_both(const bench::config& c, bench::flavor f) {
     }
     const double ns = bench::ns_since(t0) / static_cast<double>(n);
     if (sum != select_width * (per * (per - 1) / 2)) {
-      bench::check_failed("sluice", "select_both received a wrong sum");
+      bench::check_failed("sluice", send_arms ? "select_both received a wrong sum"
+                                              : "select_rx received a wrong sum");
     }
     return ns;
   });
@@ -203,8 +182,8 @@ void run_select_rows(const bench::config& c) {
   for (bench::flavor f : {bench::flavor::unbounded, bench::flavor::bounded0,
                           bench::flavor::bounded1, bench::flavor::boundedN}) {
     const char* fl = bench::flavor_name(f);
-    bench::repeat(c, "sluice", "select_rx", fl, "ns/msg", [&] { return select_rx(c, f); });
-    bench::repeat(c, "sluice", "select_both", fl, "ns/msg", [&] { return select_both(c, f); });
+    bench::repeat(c, "sluice", "select_rx", fl, "ns/msg", [&] { return select_row(c, f, false); });
+    bench::repeat(c, "sluice", "select_both", fl, "ns/msg", [&] { return select_row(c, f, true); });
   }
   for (std::size_t arms : {2u, 8u, 64u, 1024u}) {
     const std::string row = "select_arms_" + std::to_string(arms);
