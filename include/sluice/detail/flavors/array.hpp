@@ -121,8 +121,15 @@ class array_channel {
     seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
     seg_count_ = (cap_ + per - 1) / per;
     mapped_ = per * sizeof(slot) >= mapped_segment_bytes;
-    segments_ = std::make_unique<std::atomic<slot*>[]>(seg_count_);
-    if (seg_count_ == 1) segments_[0].store(allocate_segment(cap_), std::memory_order_relaxed);
+    if (seg_count_ == 1) {
+      // One segment: its table entry lives in the channel (one allocation
+      // fewer for every small channel), and it is allocated now.
+      segments_ = &only_segment_;
+      only_segment_.store(allocate_segment(cap_), std::memory_order_relaxed);
+    } else {
+      table_ = std::make_unique<std::atomic<slot*>[]>(seg_count_);
+      segments_ = table_.get();
+    }
   }
 
   array_channel(const array_channel&) = delete;
@@ -519,7 +526,7 @@ class array_channel {
         std::min<std::size_t>(static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(slot),
                               (std::size_t{1} << (pos_bits - 3)) - 1);
     if (cap > max_cap) throw std::length_error("sluice::sync_channel: bound too large");
-    if (cap * sizeof(slot) > memory_ceiling()) throw std::bad_alloc();
+    if (!could_ever_allocate(cap * sizeof(slot))) throw std::bad_alloc();
     return cap;
   }
 
@@ -812,9 +819,13 @@ class array_channel {
   std::size_t mark_bit_ = 0;
   std::size_t one_lap_ = 0;
   unsigned seg_shift_ = 0;
-  std::size_t seg_count_ = 0;
   bool mapped_ = false;  // segments come from map_pages, not the heap
-  std::unique_ptr<std::atomic<slot*>[]> segments_;  // installed by senders, never removed
+  std::size_t seg_count_ = 0;
+  // The segment table, installed by senders, never removed: only_segment_
+  // when there is one segment, else table_.
+  std::atomic<slot*>* segments_ = nullptr;
+  std::atomic<slot*> only_segment_{nullptr};
+  std::unique_ptr<std::atomic<slot*>[]> table_;
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any
 };

@@ -195,8 +195,12 @@ class wait_queue {
   // Wakes every waiter with "disconnected", a batch at a time, each batch
   // claimed under the lock and woken after it. Callers have made the
   // disconnection visible first, so a waiter registering meanwhile sees it
-  // in its re-check.
+  // in its re-check. An empty queue is left without taking the lock (most
+  // channels die with nobody waiting): the emptiness check is ordered as in
+  // notify_one(), so a waiter that registered unseen sees the disconnection.
   void disconnect() noexcept {
+    light_fence();
+    if (empty_.load(std::memory_order_seq_cst)) return;
     std::array<wake_token, 16> batch;
     for (;;) {
       std::size_t n = 0;
