@@ -11,8 +11,10 @@
 //   holds a few pointers, not 1024 slots. Small bounds (one segment) allocate
 //   their only segment up front, so their send path never allocates.
 //   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
-//   in one system call instead of one page fault per 4 KiB, and go back to
-//   the OS when the channel is destroyed.
+//   in one system call instead of one page fault per 4 KiB. When the
+//   channel is destroyed, whole segments of a page or more go to the
+//   process's chunk cache (at most 2 MiB, memory/chunk_cache.hpp), for the
+//   next channel that needs that size; the rest go back to the heap or OS.
 //
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
 // pos & ~(one_lap - 1) is the lap; pos & mark_bit (tail only) means
@@ -59,6 +61,7 @@
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
+#include <sluice/detail/memory/chunk_cache.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
 #include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/memory/memory_limit.hpp>
@@ -549,21 +552,40 @@ class array_channel {
     return std::min(std::size_t{1} << seg_shift_, cap_ - (i << seg_shift_));
   }
 
-  // `len` empty slots (stamp 0), on the heap or mapped. Throws std::bad_alloc.
+  // `len` empty slots (stamp 0): from the process's chunk cache, or on the
+  // heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
-    if (!mapped_) return new slot[len];
-    return std::uninitialized_value_construct_n(static_cast<slot*>(map_pages(len * sizeof(slot))),
-                                                len) - len;
+    const std::size_t bytes = len * sizeof(slot);
+    void* raw = cacheable(len) ? process_chunk_cache.take(bytes) : nullptr;
+    if (raw == nullptr) {
+      raw = mapped_ ? map_pages(bytes) : ::operator new(bytes, std::align_val_t{heap_align});
+    }
+    return std::uninitialized_value_construct_n(static_cast<slot*>(raw), len) - len;
   }
 
   void free_segment(slot* s, std::size_t len) noexcept {
     if (s == nullptr) return;
-    if (!mapped_) {
-      delete[] s;
-      return;
-    }
     std::destroy_n(s, len);
-    unmap_pages(s, len * sizeof(slot));
+    const std::size_t bytes = len * sizeof(slot);
+    if (cacheable(len) && process_chunk_cache.give(s, bytes)) return;
+    if (mapped_) {
+      unmap_pages(s, bytes);
+    } else {
+      ::operator delete(s, bytes, std::align_val_t{heap_align});
+    }
+  }
+
+  // Heap segments are aligned alike for every T (when its slots allow), so
+  // that a cached chunk suits any channel that asks for its size.
+  static constexpr std::size_t heap_align = std::max<std::size_t>(alignof(slot), 64);
+
+  // Whether a segment of `len` slots goes through the chunk cache: a whole
+  // segment (only a whole one's size tells whether it is mapped: mapped
+  // exactly when it is at least mapped_segment_bytes), of at least a page
+  // (smaller ones are the allocator's fast case), of a usual alignment.
+  [[nodiscard]] bool cacheable(std::size_t len) const noexcept {
+    return len == (std::size_t{1} << seg_shift_) && len * sizeof(slot) >= segment_bytes &&
+           heap_align == 64;
   }
 
   // The segment holding `index`, installing it first if needed (senders);
