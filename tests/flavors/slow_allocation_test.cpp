@@ -14,7 +14,9 @@
 // allocation of the 257th send (the first slot of the second segment) stalls
 // in thread A, then probe the channel from thread B. The timing, gates, task
 // group and ledger are shared with stalled_peer_test.cpp
-// (../support/peer_probe.hpp, which replaces nothing).
+// (../support/peer_probe.hpp, which replaces nothing). Each test first
+// empties the process's chunk cache of 4 KiB chunks, so that the second
+// segment is really allocated.
 #include "../support/counted.hpp"
 #include "../support/flavors.hpp"
 #include "../support/peer_probe.hpp"
@@ -177,6 +179,13 @@ using task_group = basic_task_group<release_stall>;
 class slow_allocation : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The segments of an earlier test's channel wait in the process's chunk
+    // cache (memory/chunk_cache.hpp), and a cached one would be taken
+    // instead of allocated: nothing would stall. Empty it for this size
+    // (heap segments of a page or more are 64-byte aligned).
+    while (void* p = sluice::detail::process_chunk_cache.take(4096)) {
+      ::operator delete(p, std::align_val_t{64});
+    }
     g_stall.armed.store(false);
     g_stall.min_bytes.store(4096);
     g_stall.entered.close();

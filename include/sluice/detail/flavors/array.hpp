@@ -557,9 +557,7 @@ class array_channel {
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
     void* raw = cacheable(len) ? process_chunk_cache.take(bytes) : nullptr;
-    if (raw == nullptr) {
-      raw = mapped_ ? map_pages(bytes) : ::operator new(bytes, std::align_val_t{heap_align});
-    }
+    if (raw == nullptr) raw = mapped_ ? map_pages(bytes) : heap_allocate(bytes);
     return std::uninitialized_value_construct_n(static_cast<slot*>(raw), len) - len;
   }
 
@@ -571,13 +569,28 @@ class array_channel {
     if (mapped_) {
       unmap_pages(s, bytes);
     } else {
-      ::operator delete(s, bytes, std::align_val_t{heap_align});
+      heap_free(s, bytes);
     }
   }
 
-  // Heap segments are aligned alike for every T (when its slots allow), so
-  // that a cached chunk suits any channel that asks for its size.
+  // Heap segments of a page or more are aligned alike for every T (when its
+  // slots allow), so that a cached chunk suits any channel that asks for its
+  // size; smaller ones take the allocator's plain (fast) path when the slots
+  // allow it. The size alone decides, so freeing matches allocating.
   static constexpr std::size_t heap_align = std::max<std::size_t>(alignof(slot), 64);
+  static constexpr bool plain_new_fits = alignof(slot) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+  static void* heap_allocate(std::size_t bytes) {
+    if (plain_new_fits && bytes < segment_bytes) return ::operator new(bytes);
+    return ::operator new(bytes, std::align_val_t{heap_align});
+  }
+  static void heap_free(void* p, std::size_t bytes) noexcept {
+    if (plain_new_fits && bytes < segment_bytes) {
+      ::operator delete(p, bytes);
+    } else {
+      ::operator delete(p, bytes, std::align_val_t{heap_align});
+    }
+  }
 
   // Whether a segment of `len` slots goes through the chunk cache: a whole
   // segment (only a whole one's size tells whether it is mapped: mapped
