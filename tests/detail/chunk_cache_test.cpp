@@ -1,13 +1,13 @@
-// The process's chunk cache: what destroyed bounded channels give back is
+// The process's chunk cache: what destroyed channels give back is
 // kept up to the ceiling and handed to the next channel of the same segment
 // size, whose slots then read as empty; nothing beyond the ceiling is kept.
+// (The unbounded flavor's regions: unbounded_test.)
 #include <sluice/detail/memory/chunk_cache.hpp>
 #include <sluice/sluice.hpp>
 
 #include <gtest/gtest.h>
 
 #include <cstddef>
-#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -17,68 +17,76 @@
 namespace {
 
 using sluice::detail::chunk_cache;
+constexpr chunk_cache::source heap = chunk_cache::source::heap;
 
-struct raw_chunk {
-  void* p;
-  std::size_t bytes;
-};
+// Heap chunks as the cache frees them (chunk_cache::put's contract).
+void* heap_chunk(std::size_t bytes) { return ::operator new(bytes, std::align_val_t{64}); }
 
-TEST(chunk_cache, takes_back_only_what_was_given_of_that_size) {
+// Takes every chunk of `bytes` back out and frees it; returns how many.
+std::size_t drain(chunk_cache& cache, std::size_t bytes) {
+  std::size_t n = 0;
+  while (void* p = cache.take(bytes, heap)) {
+    chunk_cache::free_chunk(p, bytes, heap);
+    ++n;
+  }
+  return n;
+}
+
+TEST(chunk_cache, takes_back_only_what_was_put_of_that_size_and_source) {
   chunk_cache cache;
-  EXPECT_EQ(cache.take(4096), nullptr);
-  void* a = ::operator new(4096);
-  void* b = ::operator new(8192);
-  ASSERT_TRUE(cache.give(a, 4096));
-  ASSERT_TRUE(cache.give(b, 8192));
+  EXPECT_EQ(cache.take(4096, heap), nullptr);
+  void* a = heap_chunk(4096);
+  void* b = heap_chunk(8192);
+  cache.put(a, 4096, heap);
+  cache.put(b, 8192, heap);
   EXPECT_EQ(cache.held(), 4096u + 8192u);
-  EXPECT_EQ(cache.take(16384), nullptr);
-  EXPECT_EQ(cache.take(8192), b);
-  EXPECT_EQ(cache.take(8192), nullptr);
-  EXPECT_EQ(cache.take(4096), a);
+  EXPECT_EQ(cache.take(16384, heap), nullptr);
+  EXPECT_EQ(cache.take(4096, chunk_cache::source::mapped), nullptr);
+  EXPECT_EQ(cache.take(8192, heap), b);
+  EXPECT_EQ(cache.take(8192, heap), nullptr);
+  EXPECT_EQ(cache.take(4096, heap), a);
   EXPECT_EQ(cache.held(), 0u);
-  ::operator delete(a);
-  ::operator delete(b);
+  chunk_cache::free_chunk(a, 4096, heap);
+  chunk_cache::free_chunk(b, 8192, heap);
 }
 
 TEST(chunk_cache, keeps_nothing_beyond_its_ceiling) {
   chunk_cache cache;
-  std::vector<raw_chunk> refused;
-  std::size_t kept = 0;
   constexpr std::size_t chunk = 64 * 1024;
   for (std::size_t i = 0; i < chunk_cache::ceiling / chunk + 3; ++i) {
-    void* p = ::operator new(chunk);
-    if (cache.give(p, chunk)) {
-      ++kept;
-    } else {
-      refused.push_back({p, chunk});
-    }
+    cache.put(heap_chunk(chunk), chunk, heap);  // the last three are freed
   }
-  EXPECT_EQ(kept, chunk_cache::ceiling / chunk);
-  EXPECT_EQ(refused.size(), 3u);
   EXPECT_EQ(cache.held(), chunk_cache::ceiling);
-  void* huge = ::operator new(chunk_cache::ceiling + 1);
-  EXPECT_FALSE(chunk_cache{}.give(huge, chunk_cache::ceiling + 1));
-  ::operator delete(huge);
-  for (const raw_chunk& r : refused) ::operator delete(r.p);
-  while (void* p = cache.take(chunk)) ::operator delete(p);
+  cache.put(heap_chunk(chunk_cache::ceiling + 64), chunk_cache::ceiling + 64, heap);
+  EXPECT_EQ(cache.held(), chunk_cache::ceiling);
+  EXPECT_EQ(drain(cache, chunk), chunk_cache::ceiling / chunk);
   EXPECT_EQ(cache.held(), 0u);
 }
 
-TEST(chunk_cache, a_full_set_of_sizes_refuses_a_new_one) {
+// A full cache makes room for a new size by freeing the size put longest
+// ago; its own size never pushes its own chunks out.
+TEST(chunk_cache, a_new_size_pushes_out_the_oldest_other_size) {
   chunk_cache cache;
-  std::vector<raw_chunk> given;
-  std::size_t size = 64;
-  for (;; size *= 2) {
-    void* p = ::operator new(size);
-    if (!cache.give(p, size)) {
-      ::operator delete(p);
-      break;
-    }
-    given.push_back({p, size});
+  constexpr std::size_t old_size = 64 * 1024;
+  constexpr std::size_t new_size = 8 * 1024;
+  for (std::size_t i = 0; i < chunk_cache::ceiling / old_size; ++i) {
+    cache.put(heap_chunk(old_size), old_size, heap);
   }
-  EXPECT_EQ(given.size(), 8u);  // one bucket per size
-  for (const raw_chunk& r : given) EXPECT_EQ(cache.take(r.bytes), r.p);
-  for (const raw_chunk& r : given) ::operator delete(r.p);
+  for (int i = 0; i < 3; ++i) cache.put(heap_chunk(new_size), new_size, heap);
+  EXPECT_LE(cache.held(), chunk_cache::ceiling);
+  EXPECT_EQ(drain(cache, new_size), 3u);
+  // One old chunk made room for all three new ones.
+  EXPECT_EQ(drain(cache, old_size), chunk_cache::ceiling / old_size - 1);
+}
+
+TEST(chunk_cache, a_ninth_size_empties_the_bucket_put_longest_ago) {
+  chunk_cache cache;
+  std::vector<std::size_t> sizes;
+  for (std::size_t size = 64; sizes.size() < 9; size *= 2) sizes.push_back(size);
+  for (std::size_t size : sizes) cache.put(heap_chunk(size), size, heap);
+  EXPECT_EQ(drain(cache, sizes[0]), 0u);  // pushed out by the ninth
+  for (std::size_t i = 1; i < sizes.size(); ++i) EXPECT_EQ(drain(cache, sizes[i]), 1u) << sizes[i];
+  EXPECT_EQ(cache.held(), 0u);
 }
 
 // A bounded channel made after one that used the same segment size reads
@@ -100,6 +108,24 @@ TEST(chunk_cache, a_channel_on_reused_memory_starts_empty) {
   }
   // The segments went to the cache (up to its ceiling), so rounds 2-4 ran on
   // reused memory.
+  EXPECT_GT(sluice::detail::process_chunk_cache.held(), 0u);
+  EXPECT_LE(sluice::detail::process_chunk_cache.held(), chunk_cache::ceiling);
+}
+
+// The same for the unbounded flavor's regions: a channel made after one
+// that held many messages takes its regions (and the stale messages in
+// them) and still receives only its own, each once.
+TEST(chunk_cache, an_unbounded_channel_on_reused_regions_starts_empty) {
+  for (int round = 0; round < 4; ++round) {
+    auto [tx, rx] = sluice::channel<std::string>();
+    constexpr std::size_t n = 50'000;
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_TRUE(tx.send(std::to_string(round) + ":" + std::to_string(i)).has_value());
+    }
+    for (std::size_t i = 0; i < n / 2; ++i) {
+      ASSERT_EQ(rx.try_recv().value(), std::to_string(round) + ":" + std::to_string(i));
+    }
+  }
   EXPECT_GT(sluice::detail::process_chunk_cache.held(), 0u);
   EXPECT_LE(sluice::detail::process_chunk_cache.held(), chunk_cache::ceiling);
 }

@@ -183,7 +183,8 @@ class slow_allocation : public ::testing::Test {
     // cache (memory/chunk_cache.hpp), and a cached one would be taken
     // instead of allocated: nothing would stall. Empty it for this size
     // (heap segments of a page or more are 64-byte aligned).
-    while (void* p = sluice::detail::process_chunk_cache.take(4096)) {
+    while (void* p = sluice::detail::process_chunk_cache.take(
+                 4096, sluice::detail::chunk_cache::source::heap)) {
       ::operator delete(p, std::align_val_t{64});
     }
     g_stall.armed.store(false);

@@ -556,7 +556,7 @@ class array_channel {
   // heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
-    void* raw = cacheable(len) ? process_chunk_cache.take(bytes) : nullptr;
+    void* raw = cacheable(len) ? process_chunk_cache.take(bytes, chunk_source()) : nullptr;
     if (raw == nullptr) raw = mapped_ ? map_pages(bytes) : heap_allocate(bytes);
     return std::uninitialized_value_construct_n(static_cast<slot*>(raw), len) - len;
   }
@@ -565,7 +565,10 @@ class array_channel {
     if (s == nullptr) return;
     std::destroy_n(s, len);
     const std::size_t bytes = len * sizeof(slot);
-    if (cacheable(len) && process_chunk_cache.give(s, bytes)) return;
+    if (cacheable(len)) {
+      process_chunk_cache.put(s, bytes, chunk_source());  // kept or freed
+      return;
+    }
     if (mapped_) {
       unmap_pages(s, bytes);
     } else {
@@ -593,9 +596,12 @@ class array_channel {
   }
 
   // Whether a segment of `len` slots goes through the chunk cache: a whole
-  // segment (only a whole one's size tells whether it is mapped: mapped
-  // exactly when it is at least mapped_segment_bytes), of at least a page
-  // (smaller ones are the allocator's fast case), of a usual alignment.
+  // segment (the heap_allocate()/heap_free() pair decides by size, so a
+  // short last one could differ from a whole one of its size), of at least a
+  // page (smaller ones are the allocator's fast case), of a usual alignment.
+  [[nodiscard]] chunk_cache::source chunk_source() const noexcept {
+    return mapped_ ? chunk_cache::source::mapped : chunk_cache::source::heap;
+  }
   [[nodiscard]] bool cacheable(std::size_t len) const noexcept {
     return len == (std::size_t{1} << seg_shift_) && len * sizeof(slot) >= segment_bytes &&
            heap_align == 64;

@@ -1,7 +1,7 @@
 // sluice/detail/memory/chunk_cache.hpp - a small process-wide cache of the
 // memory that destroyed channels give back, for the next channels to reuse.
 //
-// Why: a bounded channel's slots are fresh memory, and fresh memory costs the
+// Why: a channel's slots are fresh memory, and fresh memory costs the
 // kernel a page fault and a zeroed page per 4 KiB (a third of the time of a
 // channel that streams 100,000 messages once). The allocator does not keep
 // it either: freed memory at the top of the heap is trimmed, and large
@@ -11,23 +11,27 @@
 // stamps only.
 //
 // What is kept: at most `ceiling` bytes (2 MiB) in the whole process, in
-// chunks the way they were freed (one bounded channel's segments, each of
-// one size); a chunk that does not fit under the ceiling is freed at once.
-// Only destroyed channels feed it, never a live one, so a live channel's
-// memory use is what it holds. The cache is never destroyed (a channel
+// chunks the way they were freed (a bounded channel's segments, an
+// unbounded channel's regions). Past the ceiling, chunks of other sizes
+// given longest ago are freed to make room, and a chunk that still does not
+// fit is freed at once. Only destroyed channels feed it, never a live one, so a
+// live channel's memory use is what it holds. The cache is never destroyed (a channel
 // destroyed during static destruction may still give to it); what it holds
 // at exit goes back with the process.
 //
 // Invariants:
-// - Every chunk in the cache is raw memory of exactly its recorded size,
-//   from the source its size implies for its owner (the caller decides both
-//   from the size alone, so taking by size gives a chunk it can free).
+// - Every chunk in the cache is raw memory of exactly its recorded size and
+//   from its recorded source (the heap, 64-byte aligned, or a mapping), so a
+//   chunk taken by size and source is one the taker can free.
 // - held_ <= ceiling; held_ is the sum of the cached chunks' sizes.
-// - Chunks of one size share a bucket (8 buckets: channels in one program
-//   use few segment sizes); a chunk whose size finds no bucket is not kept.
+// - Chunks of one size and source share a bucket (8 buckets: channels in
+//   one program use few segment sizes); a new size takes an empty bucket or
+//   empties the one given to longest ago.
+// - Nothing is freed under the lock (munmap is a system call).
 // - All access is under lock_; nothing inside allocates or calls user code.
 #pragma once
 
+#include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
 
 #include <array>
@@ -52,12 +56,15 @@ class chunk_cache {
  public:
   static constexpr std::size_t ceiling = std::size_t{2} << 20;  // 2 MiB
 
-  // A cached chunk of exactly `bytes` bytes, or null. Its contents are
-  // unspecified.
-  void* take(std::size_t bytes) noexcept {
+  // Where a chunk came from, and so how it is freed.
+  enum class source : unsigned char { heap, mapped };
+
+  // A cached chunk of exactly `bytes` bytes from `from`, or null. Its
+  // contents are unspecified.
+  void* take(std::size_t bytes, source from) noexcept {
     std::lock_guard guard(lock_);
     for (bucket& b : buckets_) {
-      if (b.bytes != bytes || b.first == nullptr) continue;
+      if (b.bytes != bytes || b.from != from || b.first == nullptr) continue;
       node* n = b.first;
       b.first = n->next;
       held_ -= bytes;
@@ -68,27 +75,38 @@ class chunk_cache {
     return nullptr;
   }
 
-  // Keeps the chunk `p` of `bytes` bytes (aligned for a pointer) if it fits
-  // under the ceiling and a bucket takes its size; returns false otherwise,
-  // and then the caller frees it.
-  bool give(void* p, std::size_t bytes) noexcept {
-    if (bytes < sizeof(node) || bytes > ceiling) return false;
-    std::lock_guard guard(lock_);
-    if (held_ + bytes > ceiling) return false;
-    bucket* into = nullptr;
-    for (bucket& b : buckets_) {
-      if (b.bytes == bytes) {
-        into = &b;
-        break;
-      }
-      if (into == nullptr && b.first == nullptr) into = &b;  // free for a new size
+  // Keeps the chunk `p` of `bytes` bytes from `from`, or frees it. Heap
+  // chunks must come from ::operator new(bytes, std::align_val_t{64}). To
+  // make room, chunks of other sizes go first, those given longest ago
+  // first (the memory of the channels a program makes now matters more than
+  // that of channels it made once); chunks of its own size are never pushed
+  // out, so past the ceiling `p` itself is freed.
+  void put(void* p, std::size_t bytes, source from) noexcept {
+    node* evicted = nullptr;
+    bool kept = false;
+    if (bytes >= sizeof(node) && bytes <= ceiling) {
+      std::lock_guard guard(lock_);
+      kept = keep(p, bytes, from, evicted);
     }
-    if (into == nullptr) return false;
-    into->bytes = bytes;
-    into->first = ::new (p) node{into->first};
-    held_ += bytes;
-    poison(into->first, bytes);
-    return true;
+    if (!kept) free_chunk(p, bytes, from);
+    while (evicted != nullptr) {
+      node* n = evicted;
+      evicted = n->next;
+      const std::size_t n_bytes = n->bytes;
+      const source n_from = n->from;
+      n->~node();
+      unpoison(n, n_bytes);
+      free_chunk(n, n_bytes, n_from);
+    }
+  }
+
+  // Frees a chunk the way its source says.
+  static void free_chunk(void* p, std::size_t bytes, source from) noexcept {
+    if (from == source::mapped) {
+      unmap_pages(p, bytes);
+    } else {
+      ::operator delete(p, bytes, std::align_val_t{64});
+    }
   }
 
   // Bytes held now.
@@ -100,12 +118,61 @@ class chunk_cache {
  private:
   struct node {
     node* next;
+    std::size_t bytes;  // read when the chunk is evicted
+    source from;
   };
   // One list per chunk size: a take is one bucket scan, never a list walk.
   struct bucket {
     std::size_t bytes = 0;
+    source from = source::heap;
+    std::size_t last_given = 0;  // gives_ at its latest give
     node* first = nullptr;  // most recently given first: the warmest memory
   };
+
+  // put()'s work under the lock: links `p` in, first moving chunks of other
+  // buckets to `evicted` as needed. False if `p` cannot be kept.
+  bool keep(void* p, std::size_t bytes, source from, node*& evicted) noexcept {
+    bucket* into = find(bytes, from);
+    for (;;) {
+      const bool fits = held_ + bytes <= ceiling;
+      if (fits && into != nullptr) break;
+      bucket* victim = oldest_other(into);
+      if (victim == nullptr) return false;  // only chunks of its own size
+      node* n = victim->first;
+      victim->first = n->next;
+      held_ -= victim->bytes;
+      n->next = evicted;
+      evicted = n;
+      if (into == nullptr) into = find(bytes, from);
+    }
+    into->bytes = bytes;
+    into->from = from;
+    into->last_given = ++gives_;
+    into->first = ::new (p) node{into->first, bytes, from};
+    held_ += bytes;
+    poison(into->first, bytes);
+    return true;
+  }
+
+  // The bucket for chunks of `bytes` from `from`, else an empty one, else null.
+  bucket* find(std::size_t bytes, source from) noexcept {
+    bucket* empty = nullptr;
+    for (bucket& b : buckets_) {
+      if (b.first != nullptr && b.bytes == bytes && b.from == from) return &b;
+      if (empty == nullptr && b.first == nullptr) empty = &b;
+    }
+    return empty;
+  }
+
+  // The non-empty bucket other than `own` given to longest ago, or null.
+  bucket* oldest_other(const bucket* own) noexcept {
+    bucket* oldest = nullptr;
+    for (bucket& b : buckets_) {
+      if (&b == own || b.first == nullptr) continue;
+      if (oldest == nullptr || b.last_given < oldest->last_given) oldest = &b;
+    }
+    return oldest;
+  }
 
   // Under AddressSanitizer a cached chunk (but its link) is poisoned, so a
   // use after the channel died is still reported.
@@ -123,6 +190,7 @@ class chunk_cache {
   spin_lock lock_;
   std::array<bucket, 8> buckets_{};
   std::size_t held_ = 0;
+  std::size_t gives_ = 0;  // counts puts kept, to order buckets by age
 };
 
 // The process's cache (constant-initialised and trivially destructible, so
