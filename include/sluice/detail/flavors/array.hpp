@@ -130,8 +130,7 @@ class array_channel {
       segments_ = &only_segment_;
       only_segment_.store(allocate_segment(cap_), std::memory_order_relaxed);
     } else {
-      table_ = std::make_unique<std::atomic<slot*>[]>(seg_count_);
-      segments_ = table_.get();
+      segments_ = new std::atomic<slot*>[seg_count_]();  // null: not installed yet
     }
   }
 
@@ -143,6 +142,7 @@ class array_channel {
     for (std::size_t i = 0; i < seg_count_; ++i) {
       free_segment(segments_[i].load(std::memory_order_relaxed), segment_len(i));
     }
+    if (segments_ != &only_segment_) delete[] segments_;
   }
 
   // --- sending --------------------------------------------------------------
@@ -863,10 +863,11 @@ class array_channel {
   bool mapped_ = false;  // segments come from map_pages, not the heap
   std::size_t seg_count_ = 0;
   // The segment table, installed by senders, never removed: only_segment_
-  // when there is one segment, else table_.
+  // when there is one segment, else an array of its own (owned: freed by
+  // the destructor). Raw, not a unique_ptr: the fields here must leave the
+  // counter's three words room in this last cache line (counter.hpp).
   std::atomic<slot*>* segments_ = nullptr;
   std::atomic<slot*> only_segment_{nullptr};
-  std::unique_ptr<std::atomic<slot*>[]> table_;
   wait_queue senders_;    // senders blocked on a full channel
   wait_queue receivers_;  // the blocked receiver, if any
 };

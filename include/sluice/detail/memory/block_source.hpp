@@ -22,8 +22,9 @@
 //
 // Invariants:
 // - A block's `origin` names its region, or is null for a heap block.
-// - `handed_` counts blocks carved from `current_`; `kept_` holds
-//   `kept_count_` regions none of whose blocks is live (all under `lock_`).
+// - `handed_` counts blocks carved from `current_`; the list at `kept_`
+//   holds `kept_count_` regions none of whose blocks is live (all under
+//   `lock_`).
 //   `released` in a region counts blocks given back. Whoever makes
 //   released == blocks_per_region (only possible once all its blocks were
 //   carved, so nobody carves from it any more) keeps it or unmaps it; a
@@ -35,7 +36,6 @@
 #include <sluice/detail/waiting/spin_lock.hpp>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <mutex>
@@ -48,6 +48,7 @@ template <class Block>
 class block_source {
   struct region {
     std::atomic<std::size_t> released{0};  // blocks given back so far
+    region* next_kept = nullptr;           // the next kept region (under lock_)
   };
 
   // Heap blocks allowed before regions take over: enough for a steady
@@ -71,7 +72,11 @@ class block_source {
     // An exhausted region was kept or unmapped by its last release; a
     // partly carved one is still mapped and now has no live block.
     if (current_ != nullptr && handed_ < blocks_per_region) retire(current_);
-    for (std::size_t i = 0; i < kept_count_; ++i) retire(kept_[i]);
+    while (kept_ != nullptr) {
+      region* r = kept_;
+      kept_ = r->next_kept;
+      retire(r);
+    }
   }
 
   // A fresh block. Any thread. Throws std::bad_alloc.
@@ -89,8 +94,10 @@ class block_source {
     std::unique_lock guard(lock_);
     if (current_ == nullptr || handed_ == blocks_per_region) {
       region* r = nullptr;
-      if (kept_count_ != 0) {
-        r = kept_[--kept_count_];
+      if (kept_ != nullptr) {
+        r = kept_;
+        kept_ = r->next_kept;
+        --kept_count_;
       } else {
         void* raw = process_chunk_cache.take(region_bytes, chunk_cache::source::mapped);
         try {
@@ -130,7 +137,9 @@ class block_source {
       {
         std::lock_guard guard(lock_);
         if (kept_count_ < kept_regions) {
-          kept_[kept_count_++] = r;
+          r->next_kept = kept_;
+          kept_ = r;
+          ++kept_count_;
           return;
         }
       }
@@ -149,7 +158,9 @@ class block_source {
   region* current_ = nullptr;            // the region blocks are carved from
   std::size_t handed_ = 0;               // blocks carved from current_
   std::atomic<std::size_t> live_{0};     // blocks acquired and not released
-  std::array<region*, kept_regions> kept_{};  // emptied regions kept for reuse
+  // Emptied regions kept for reuse, linked through their headers (the
+  // channel's last cache line has no room for an array of them).
+  region* kept_ = nullptr;
   std::size_t kept_count_ = 0;
 };
 
