@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs every test: g++ and clang release builds, then the whole
-# suite again under ThreadSanitizer and under AddressSanitizer+UBSan.
+# Builds and runs every test: g++ and clang release builds (the g++ one also
+# runs each test program whole), then the whole suite again under
+# ThreadSanitizer and under AddressSanitizer+UBSan.
 #   bash scripts/test.sh                 all four configurations
 #   bash scripts/test.sh tsan asan-ubsan only those presets
 # First installs what is missing (see scripts/setup.sh; SLUICE_NO_INSTALL=1
@@ -53,5 +54,18 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset" -j "$jobs"
   echo "=== $preset: test ===" >&2
   ctest --preset "$preset" -j "$jobs"
+  if [ "$preset" = release ]; then
+    # ctest runs each test in a process of its own; run every test program
+    # whole as well, so that state a test leaves for the next in the same
+    # process (the chunk cache of freed channel memory) cannot hide a failure.
+    echo "=== release: each test program whole ===" >&2
+    for t in build/release/tests/*_test build/release/tests/*/*_test; do
+      [ -x "$t" ] || continue
+      if ! timeout 900 "$t" --gtest_brief=1 >/dev/null; then
+        echo "test.sh: $t failed when run whole (rerun it to see which test)" >&2
+        exit 1
+      fi
+    done
+  fi
 done
 if [ -n "$skipped" ]; then echo "=== passed, but skipped: $skipped ===" >&2; fi
