@@ -1,7 +1,6 @@
 // The process's chunk cache: what destroyed channels give back is
 // kept up to the ceiling and handed to the next channel of the same segment
 // size, whose slots then read as empty; nothing beyond the ceiling is kept.
-// (The unbounded flavor's regions: unbounded_test.)
 #include <sluice/detail/memory/chunk_cache.hpp>
 #include <sluice/sluice.hpp>
 
@@ -20,7 +19,9 @@ using sluice::detail::chunk_cache;
 constexpr chunk_cache::source heap = chunk_cache::source::heap;
 
 // Heap chunks as the cache frees them (chunk_cache::put's contract).
-void* heap_chunk(std::size_t bytes) { return ::operator new(bytes, std::align_val_t{64}); }
+void* heap_chunk(std::size_t bytes) {
+  return ::operator new(bytes, std::align_val_t{chunk_cache::heap_alignment});
+}
 
 // Takes every chunk of `bytes` back out and frees it; returns how many.
 std::size_t drain(chunk_cache& cache, std::size_t bytes) {

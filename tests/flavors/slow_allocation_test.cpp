@@ -181,11 +181,10 @@ class slow_allocation : public ::testing::Test {
   void SetUp() override {
     // The segments of an earlier test's channel wait in the process's chunk
     // cache (memory/chunk_cache.hpp), and a cached one would be taken
-    // instead of allocated: nothing would stall. Empty it for this size
-    // (heap segments of a page or more are 64-byte aligned).
-    while (void* p = sluice::detail::process_chunk_cache.take(
-                 4096, sluice::detail::chunk_cache::source::heap)) {
-      ::operator delete(p, std::align_val_t{64});
+    // instead of allocated: nothing would stall. Empty it for this size.
+    using sluice::detail::chunk_cache;
+    while (void* p = sluice::detail::process_chunk_cache.take(4096, chunk_cache::source::heap)) {
+      chunk_cache::free_chunk(p, 4096, chunk_cache::source::heap);
     }
     g_stall.armed.store(false);
     g_stall.min_bytes.store(4096);

@@ -580,7 +580,8 @@ class array_channel {
   // slots allow), so that a cached chunk suits any channel that asks for its
   // size; smaller ones take the allocator's plain (fast) path when the slots
   // allow it. The size alone decides, so freeing matches allocating.
-  static constexpr std::size_t heap_align = std::max<std::size_t>(alignof(slot), 64);
+  static constexpr std::size_t heap_align =
+      std::max<std::size_t>(alignof(slot), chunk_cache::heap_alignment);
   static constexpr bool plain_new_fits = alignof(slot) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
   static void* heap_allocate(std::size_t bytes) {
@@ -604,7 +605,7 @@ class array_channel {
   }
   [[nodiscard]] bool cacheable(std::size_t len) const noexcept {
     return len == (std::size_t{1} << seg_shift_) && len * sizeof(slot) >= segment_bytes &&
-           heap_align == 64;
+           heap_align == chunk_cache::heap_alignment;
   }
 
   // The segment holding `index`, installing it first if needed (senders);

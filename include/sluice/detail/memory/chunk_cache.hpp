@@ -14,10 +14,10 @@
 // chunks the way they were freed (a bounded channel's segments, an
 // unbounded channel's regions). Past the ceiling, chunks of other sizes
 // given longest ago are freed to make room, and a chunk that still does not
-// fit is freed at once. Only destroyed channels feed it, never a live one, so a
-// live channel's memory use is what it holds. The cache is never destroyed (a channel
-// destroyed during static destruction may still give to it); what it holds
-// at exit goes back with the process.
+// fit is freed at once. Only destroyed channels feed it, never a live one,
+// so a live channel's memory use is what it holds. The cache is never
+// destroyed (a channel destroyed during static destruction may still put
+// to it); what it holds at exit goes back with the process.
 //
 // Invariants:
 // - Every chunk in the cache is raw memory of exactly its recorded size and
@@ -55,6 +55,8 @@ namespace sluice::detail {
 class chunk_cache {
  public:
   static constexpr std::size_t ceiling = std::size_t{2} << 20;  // 2 MiB
+  // Heap chunks come from ::operator new(bytes, std::align_val_t{heap_alignment}).
+  static constexpr std::size_t heap_alignment = 64;
 
   // Where a chunk came from, and so how it is freed.
   enum class source : unsigned char { heap, mapped };
@@ -75,8 +77,8 @@ class chunk_cache {
     return nullptr;
   }
 
-  // Keeps the chunk `p` of `bytes` bytes from `from`, or frees it. Heap
-  // chunks must come from ::operator new(bytes, std::align_val_t{64}). To
+  // Keeps the chunk `p` of `bytes` bytes from `from`, or frees it (heap
+  // chunks: see heap_alignment). To
   // make room, chunks of other sizes go first, those given longest ago
   // first (the memory of the channels a program makes now matters more than
   // that of channels it made once); chunks of its own size are never pushed
@@ -105,7 +107,7 @@ class chunk_cache {
     if (from == source::mapped) {
       unmap_pages(p, bytes);
     } else {
-      ::operator delete(p, bytes, std::align_val_t{64});
+      ::operator delete(p, bytes, std::align_val_t{heap_alignment});
     }
   }
 
