@@ -52,6 +52,7 @@ struct config {
   std::size_t idle_channels = 100'000;
   std::string only;  // --only ROW: run just the rows whose name starts with ROW
   std::vector<std::string> rows;  // --rows A,B,C: run just the rows named exactly so
+  std::vector<std::string> flavors;  // --flavors A,B: just these flavors (C++ peers)
 };
 
 // Rows to run: all, or those starting with --only (for looking at one row),
@@ -59,6 +60,17 @@ struct config {
 inline bool wanted(const config& c, const std::string& row) {
   if (!c.only.empty() && row.rfind(c.only, 0) != 0) return false;
   return c.rows.empty() || std::find(c.rows.begin(), c.rows.end(), row) != c.rows.end();
+}
+
+// "a,b,c" -> {"a", "b", "c"}
+inline std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  for (std::size_t b = 0; b <= list.size();) {
+    const std::size_t e = std::min(list.find(',', b), list.size());
+    if (e > b) items.push_back(list.substr(b, e - b));
+    b = e + 1;
+  }
+  return items;
 }
 
 inline config parse(int argc, char** argv) {
@@ -86,12 +98,9 @@ inline config parse(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--only") == 0) {
       c.only = argv[i + 1];
     } else if (std::strcmp(argv[i], "--rows") == 0) {
-      const std::string list = argv[i + 1];
-      for (std::size_t b = 0; b <= list.size();) {
-        const std::size_t e = std::min(list.find(',', b), list.size());
-        if (e > b) c.rows.push_back(list.substr(b, e - b));
-        b = e + 1;
-      }
+      c.rows = split_list(argv[i + 1]);
+    } else if (std::strcmp(argv[i], "--flavors") == 0) {
+      c.flavors = split_list(argv[i + 1]);
     }
   }
   c.capacity_n = c.messages;
@@ -318,6 +327,9 @@ template <class F>
 void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
             F measure) {
   if (!wanted(c, row)) return;
+  if (!c.flavors.empty() && std::find(c.flavors.begin(), c.flavors.end(), fl) == c.flavors.end()) {
+    return;
+  }
   progress(peer, row, fl);
   for (int r = 0; r < c.runs; ++r) report(row, fl, peer, r, measure(), unit);
 }
