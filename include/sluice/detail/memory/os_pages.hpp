@@ -9,7 +9,8 @@
 // Invariant: map_pages(n) returns n bytes, page-aligned and populated where
 // the OS maps memory (elsewhere: 64-byte aligned from the heap); unmap_pages
 // takes it back with the same n.
-// The memory's contents are unspecified: callers construct what they store.
+// The memory is zeroed where the OS maps it (mapped_pages_are_zeroed);
+// callers construct what they store.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +24,9 @@
 #endif
 
 namespace sluice::detail {
+
+// Whether map_pages() returns zeroed memory (fresh pages from the OS are).
+inline constexpr bool mapped_pages_are_zeroed = SLUICE_HAS_MMAP != 0;
 
 // Throws std::bad_alloc.
 inline void* map_pages(std::size_t bytes) {
