@@ -20,12 +20,14 @@
 
 #include <sluice/config.hpp>
 #include <sluice/detail/memory/asymmetric_fence.hpp>
+#include <sluice/detail/memory/over_aligned.hpp>
 #include <sluice/detail/waiting/waiter.hpp>
 
 #include <cstdio>
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
+#include <new>
 #include <utility>
 
 namespace sluice::detail {
@@ -38,6 +40,17 @@ class counter {
     // Once per process (then one load): lets every send take the light
     // fence of the waiting protocol (asymmetric_fence.hpp).
     init_asymmetric_fence();
+  }
+
+  // The allocator's fast path, not memalign (memory/over_aligned.hpp),
+  // when a flavor's padded fields make the counter over-aligned.
+  static void* operator new(std::size_t bytes) { return ::operator new(bytes); }
+  static void operator delete(void* p, std::size_t bytes) noexcept { ::operator delete(p, bytes); }
+  static void* operator new(std::size_t bytes, std::align_val_t align) {
+    return allocate_over_aligned(bytes, align);
+  }
+  static void operator delete(void* p, std::size_t bytes, std::align_val_t align) noexcept {
+    free_over_aligned(p, bytes, align);
   }
 
   [[nodiscard]] Channel& chan() noexcept { return chan_; }
