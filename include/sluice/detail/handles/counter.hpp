@@ -44,14 +44,14 @@ class counter {
 
   // The allocator's fast path, not memalign (memory/over_aligned.hpp),
   // when a flavor's padded fields make the counter over-aligned.
+  // Unsized deletes: a new-expression whose constructor throws frees with
+  // them (GCC found no match among sized ones and freed nothing).
   static void* operator new(std::size_t bytes) { return ::operator new(bytes); }
-  static void operator delete(void* p, std::size_t bytes) noexcept { ::operator delete(p, bytes); }
+  static void operator delete(void* p) noexcept { ::operator delete(p); }
   static void* operator new(std::size_t bytes, std::align_val_t align) {
     return allocate_over_aligned(bytes, align);
   }
-  static void operator delete(void* p, std::size_t bytes, std::align_val_t align) noexcept {
-    free_over_aligned(p, bytes, align);
-  }
+  static void operator delete(void* p, std::align_val_t) noexcept { free_over_aligned(p); }
 
   [[nodiscard]] Channel& chan() noexcept { return chan_; }
   [[nodiscard]] const Channel& chan() const noexcept { return chan_; }

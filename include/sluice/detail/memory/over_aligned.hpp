@@ -14,7 +14,7 @@
 // Invariants:
 // - The returned address is a multiple of `align`, and [p, p + bytes) lies
 //   within the plain block, whose address is stored just before p.
-// - free_over_aligned(p, bytes, align) frees exactly that block.
+// - free_over_aligned(p) frees exactly that block.
 #pragma once
 
 #include <cstddef>
@@ -35,10 +35,10 @@ inline void* allocate_over_aligned(std::size_t bytes, std::align_val_t align) {
   return p;
 }
 
-inline void free_over_aligned(void* p, std::size_t bytes, std::align_val_t align) noexcept {
+inline void free_over_aligned(void* p) noexcept {
   void* raw = nullptr;
   std::memcpy(&raw, static_cast<char*>(p) - sizeof(void*), sizeof(void*));
-  ::operator delete(raw, bytes + static_cast<std::size_t>(align) + sizeof(void*));
+  ::operator delete(raw);
 }
 
 }  // namespace sluice::detail
