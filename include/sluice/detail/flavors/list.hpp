@@ -84,7 +84,11 @@ class list_channel {
  public:
   using value_type = T;
 
-  list_channel() noexcept = default;
+  // User-provided, not defaulted: value-initialization (the counter's
+  // `chan_()`) then runs the member initializers only, instead of first
+  // zeroing the whole padded object (a 384-byte `rep stos`, a quarter of
+  // the time of making and dropping a small channel; measured).
+  list_channel() noexcept {}  // NOLINT(modernize-use-equals-default)
   list_channel(const list_channel&) = delete;
   list_channel& operator=(const list_channel&) = delete;
 

@@ -73,7 +73,11 @@ class zero_channel {
  public:
   using value_type = T;
 
-  zero_channel() noexcept = default;
+  // User-provided, not defaulted: value-initialization (the counter's
+  // `chan_()`) then runs the member initializers only, instead of first
+  // zeroing the whole padded object (a 384-byte `rep stos`, a quarter of
+  // the time of making and dropping a small channel; measured).
+  zero_channel() noexcept {}  // NOLINT(modernize-use-equals-default)
   zero_channel(const zero_channel&) = delete;
   zero_channel& operator=(const zero_channel&) = delete;
 
