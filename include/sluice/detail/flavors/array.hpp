@@ -591,8 +591,9 @@ class array_channel {
   // The slots in `bytes` of memory whose bytes are already what they should
   // hold, as std::start_lifetime_as_array would give them (C++23, not in
   // every library yet): memmove implicitly creates implicit-lifetime objects
-  // with the bytes they already have, and compilers emit nothing for a move
-  // of memory onto itself.
+  // with the bytes they already have. Optimizing compilers emit nothing for
+  // a move of memory onto itself (GCC even at -O0; clang from -O1: an
+  // unoptimized clang build copies each new segment onto itself).
   static slot* start_lifetime_of_slots(void* raw, std::size_t bytes) noexcept {
     static_assert(std::is_aggregate_v<slot> && std::is_trivially_destructible_v<slot>);
     return std::launder(static_cast<slot*>(std::memmove(raw, raw, bytes)));

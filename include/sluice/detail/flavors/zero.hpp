@@ -75,8 +75,7 @@ class zero_channel {
 
   // User-provided, not defaulted: value-initialization (the counter's
   // `chan_()`) then runs the member initializers only, instead of first
-  // zeroing the whole padded object (a 384-byte `rep stos`, a quarter of
-  // the time of making and dropping a small channel; measured).
+  // zeroing the whole object (as for list_channel, where that was measured).
   zero_channel() noexcept {}  // NOLINT(modernize-use-equals-default)
   zero_channel(const zero_channel&) = delete;
   zero_channel& operator=(const zero_channel&) = delete;
