@@ -132,8 +132,8 @@ double lifecycle(const bench::config& c, std::size_t capacity) {
 
 // p50 and p99 round trips on both hand-off flavors, as row_p50 / row_p99.
 void ping_pong_rows(const bench::config& c, const std::string& row) {
-  if (!bench::wanted(c, row)) return;
   for (bench::flavor f : {bench::flavor::bounded0, bench::flavor::bounded1}) {
+    if (!bench::wanted(c, row, bench::flavor_name(f))) continue;
     bench::progress(peer, row.c_str(), bench::flavor_name(f));
     for (int r = 0; r < c.runs; ++r) {
       const auto rtt = ping_pong(c, f);

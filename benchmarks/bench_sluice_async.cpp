@@ -618,8 +618,8 @@ double core_select(const bench::config& c, bench::flavor f, bool send_arms) {
 template <class PingPong>
 void ping_pong_rows(const bench::config& c, const char* peer, const std::string& row,
                     PingPong ping_pong) {
-  if (!bench::wanted(c, row)) return;
   for (bench::flavor f : {bench::flavor::bounded0, bench::flavor::bounded1}) {
+    if (!bench::wanted(c, row, bench::flavor_name(f))) continue;
     bench::progress(peer, row.c_str(), bench::flavor_name(f));
     for (int r = 0; r < c.runs; ++r) {
       const auto rtt = ping_pong(c, f);

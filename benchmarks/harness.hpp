@@ -55,10 +55,14 @@ struct config {
   std::vector<std::string> flavors;  // --flavors A,B: just these flavors (C++ peers)
 };
 
-// Rows to run: all, or those starting with --only (for looking at one row),
-// or those named in --rows (exact names; both given: both must hold).
-inline bool wanted(const config& c, const std::string& row) {
+// Cells to run: all, or the rows starting with --only (for looking at one
+// row), or those named in --rows (exact names), of the flavors named in
+// --flavors; every filter given must hold.
+inline bool wanted(const config& c, const std::string& row, const char* fl) {
   if (!c.only.empty() && row.rfind(c.only, 0) != 0) return false;
+  if (!c.flavors.empty() && std::find(c.flavors.begin(), c.flavors.end(), fl) == c.flavors.end()) {
+    return false;
+  }
   return c.rows.empty() || std::find(c.rows.begin(), c.rows.end(), row) != c.rows.end();
 }
 
@@ -326,10 +330,7 @@ inline constexpr std::pair<flavor, const char*> lifecycle_flavors[] = {
 template <class F>
 void repeat(const config& c, const char* peer, const char* row, const char* fl, const char* unit,
             F measure) {
-  if (!wanted(c, row)) return;
-  if (!c.flavors.empty() && std::find(c.flavors.begin(), c.flavors.end(), fl) == c.flavors.end()) {
-    return;
-  }
+  if (!wanted(c, row, fl)) return;
   progress(peer, row, fl);
   for (int r = 0; r < c.runs; ++r) report(row, fl, peer, r, measure(), unit);
 }
@@ -361,7 +362,7 @@ void run_all(const config& c) {
     if (!P::supports(f)) continue;
     for (bool pinned : {false, true}) {
       const char* row = pinned ? "pingpong_pinned" : "pingpong";
-      if (!wanted(c, row)) continue;
+      if (!wanted(c, row, flavor_name(f))) continue;
       progress(P::name, row, flavor_name(f));
       for (int r = 0; r < c.runs; ++r) {
         std::vector<double> rtt;

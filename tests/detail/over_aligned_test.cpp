@@ -10,14 +10,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 #include <vector>
-
-#include <atomic>
-#include <cstdlib>
 
 // Counting replacements of the plain global forms (the aligned forms are
 // not used for channels any more, and keep the library's own).
