@@ -1,12 +1,17 @@
 // The process's chunk cache: what destroyed channels give back is
 // kept up to the ceiling and handed to the next channel of the same segment
 // size, whose slots then read as empty; nothing beyond the ceiling is kept.
+#include <sluice/detail/flavors/array.hpp>
 #include <sluice/detail/memory/chunk_cache.hpp>
 #include <sluice/sluice.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -88,6 +93,90 @@ TEST(chunk_cache, a_ninth_size_empties_the_bucket_put_longest_ago) {
   EXPECT_EQ(drain(cache, sizes[0]), 0u);  // pushed out by the ninth
   for (std::size_t i = 1; i < sizes.size(); ++i) EXPECT_EQ(drain(cache, sizes[i]), 1u) << sizes[i];
   EXPECT_EQ(cache.held(), 0u);
+}
+
+// take_zeroed() hands out a chunk whose every byte is zero, having cleared
+// only what its giver said it wrote (and the cache's own link).
+TEST(chunk_cache, take_zeroed_clears_what_the_giver_wrote) {
+  chunk_cache cache;
+  constexpr std::size_t bytes = 4096;
+  auto* partly = static_cast<unsigned char*>(heap_chunk(bytes));
+  std::memset(partly, 0, bytes);
+  std::memset(partly, 0xAB, 100);
+  cache.put(partly, bytes, heap, 100);
+  auto* whole = static_cast<unsigned char*>(heap_chunk(bytes));
+  std::memset(whole, 0xCD, bytes);
+  cache.put(whole, bytes, heap);  // no prefix given: all of it may be written
+  for (int i = 0; i < 2; ++i) {
+    auto* p = static_cast<unsigned char*>(cache.take_zeroed(bytes, heap));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(std::count(p, p + bytes, 0), static_cast<std::ptrdiff_t>(bytes)) << i;
+    chunk_cache::free_chunk(p, bytes, heap);
+  }
+  EXPECT_EQ(cache.take_zeroed(bytes, heap), nullptr);
+  auto* clean = static_cast<unsigned char*>(heap_chunk(bytes));
+  std::memset(clean, 0, bytes);
+  cache.put(clean, bytes, heap, 0);  // the link the cache writes is still cleared
+  auto* p = static_cast<unsigned char*>(cache.take_zeroed(bytes, heap));
+  ASSERT_EQ(p, clean);
+  EXPECT_EQ(std::count(p, p + bytes, 0), static_cast<std::ptrdiff_t>(bytes));
+  chunk_cache::free_chunk(p, bytes, heap);
+}
+
+// A bounded channel hands its segments on with only the slots it wrote
+// marked for clearing. The next channel may lay its slots out differently
+// (32-byte slots on the 16-byte slots' memory, so its stamps fall where the
+// old messages were): it must still find every slot empty, whether the old
+// one wrote none, some or all of its slots, or went round its ring.
+TEST(chunk_cache, a_channel_with_other_slots_on_partly_used_segments_starts_empty) {
+  using wide = std::array<std::uint64_t, 3>;  // 32-byte slots: 128 per 4 KiB segment
+  constexpr std::size_t old_bound = 1024;     // 16-byte slots: 256 per segment
+  constexpr std::size_t new_bound = 512;
+  for (std::size_t writes : {0u, 1u, 17u, 255u, 256u, 257u, 700u, 1023u, 1024u, 1500u}) {
+    {
+      auto [tx, rx] = sluice::sync_channel<std::uint64_t>(old_bound);
+      for (std::size_t i = 0; i < writes; ++i) {
+        ASSERT_TRUE(tx.try_send(~std::uint64_t{0}).has_value());
+        if (i >= old_bound / 2) {
+          ASSERT_TRUE(rx.try_recv().has_value());  // so that 1500 writes reach lap 1
+        }
+      }
+    }
+    auto [tx, rx] = sluice::sync_channel<wide>(new_bound);
+    for (std::size_t i = 0; i < new_bound; ++i) {
+      wide w{i, i, i};
+      ASSERT_TRUE(tx.try_send(std::move(w)).has_value()) << writes << " writes, slot " << i;
+    }
+    wide extra{};
+    EXPECT_FALSE(tx.try_send(std::move(extra)).has_value()) << writes;
+    for (std::size_t i = 0; i < new_bound; ++i) {
+      const wide w = rx.try_recv().value();
+      ASSERT_EQ(w[0], i);
+      ASSERT_EQ(w[2], i);
+    }
+    EXPECT_FALSE(rx.try_recv().has_value());
+  }
+}
+
+// The same after the positions wrapped at 48 bits: a tail back in lap 0
+// at a small index does not mean the slots past it were never written.
+// The old slots are the wide ones here: a read slot's stamp wraps to zero
+// too, so only its message's bytes, where the narrow slots' stamps fall,
+// can show what was left uncleared.
+TEST(chunk_cache, a_channel_after_one_whose_positions_wrapped_starts_empty) {
+  using wide = std::array<std::uint64_t, 3>;
+  constexpr std::size_t cap = 128;  // one 4 KiB segment of 32-byte slots
+  {
+    sluice::detail::array_channel<wide> ch(cap);
+    ch.start_at_last_lap_for_testing();
+    for (std::size_t i = 0; i < cap + 10; ++i) {
+      ASSERT_TRUE(ch.try_send(wide{~i, ~i, ~i}).has_value());
+      ASSERT_EQ(ch.try_recv().value()[0], ~i);
+    }
+  }
+  sluice::detail::array_channel<std::uint64_t> next(cap * 2);  // 16-byte slots
+  for (std::uint64_t i = 0; i < cap * 2; ++i) ASSERT_TRUE(next.try_send(std::uint64_t{i}).has_value()) << i;
+  for (std::uint64_t i = 0; i < cap * 2; ++i) ASSERT_EQ(next.try_recv().value(), i);
 }
 
 // A bounded channel made after one that used the same segment size reads

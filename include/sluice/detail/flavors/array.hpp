@@ -15,6 +15,8 @@
 //   channel is destroyed, whole segments of a page or more go to the
 //   process's chunk cache (at most 2 MiB, memory/chunk_cache.hpp), for the
 //   next channel that needs that size; the rest go back to the heap or OS.
+//   A channel that never went round its ring tells the cache how much of
+//   each segment it wrote, so the next one clears only that much.
 //
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
 // pos & ~(one_lap - 1) is the lap; pos & mark_bit (tail only) means
@@ -52,6 +54,8 @@
 // - A sender that reaches a segment another sender is still allocating
 //   reports "full" (try_send) or parks until the installer's notify_all.
 // - Segments, once installed, stay until the channel is destroyed.
+// - Until tail_.lapped is set, no message was written in a lap after the
+//   first, and every slot from the tail's index on is still all zero.
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
@@ -159,9 +163,7 @@ class array_channel {
 
   ~array_channel() {
     // Messages were destroyed by the receiver's disconnect; free the slots.
-    for (std::size_t i = 0; i < seg_count_; ++i) {
-      free_segment(segments_[i].load(std::memory_order_relaxed), segment_len(i));
-    }
+    for (std::size_t i = 0; i < seg_count_; ++i) free_segment(i);
     if (segments_ != &only_segment_) delete[] segments_;
   }
 
@@ -281,18 +283,18 @@ class array_channel {
   // takes no slot: `msg` is left to the caller, who destroys it.
   void send_reserved(T&& msg) noexcept {
     backoff bo;
-    std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    std::size_t word = tail_.value.word.load(std::memory_order_relaxed);
     for (;;) {
       if ((word & receiver_gone_bit) != 0) {
         // The permit count only; nobody reads the slots any more.
-        if (tail_.value.compare_exchange_weak(word, word - 1, std::memory_order_relaxed)) return;
+        if (tail_.value.word.compare_exchange_weak(word, word - 1, std::memory_order_relaxed)) return;
         continue;
       }
       const std::size_t marked = pos_of(word) & mark_bit_;
       const std::size_t tail = pos_of(word) & ~mark_bit_;
       const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
       // seq_cst: as claim_room's CAS.
-      if (tail_.value.compare_exchange_weak(word, next, std::memory_order_seq_cst,
+      if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                             std::memory_order_relaxed)) {
         const std::size_t index = tail & (mark_bit_ - 1);
         publish(segment_of(index)[index & seg_mask()], tail, msg);
@@ -309,7 +311,7 @@ class array_channel {
     // seq_cst: the progress half of the Dekker pair with a sender that
     // registered to wait for room (room_readiness), and, on a closed
     // channel, with the receiver that waits for the last permit.
-    const std::size_t old = tail_.value.fetch_sub(1, std::memory_order_seq_cst);
+    const std::size_t old = tail_.value.word.fetch_sub(1, std::memory_order_seq_cst);
     senders_.notify_one();
     if (permits_of(old) == max_permits) head_.value.ceiling_waiters.notify_one();
     if ((pos_of(old) & mark_bit_) != 0) receivers_.notify_one();
@@ -359,7 +361,7 @@ class array_channel {
     // seq_cst fence: the tail read must not be satisfied before the stamp
     // read above, or a written slot could be reported empty.
     seq_cst_fence();
-    const std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    const std::size_t word = tail_.value.word.load(std::memory_order_relaxed);
     if ((pos_of(word) & ~mark_bit_) == head) {
       status = drained(word) ? recv_status::disconnected : recv_status::empty;
     } else {
@@ -428,7 +430,7 @@ class array_channel {
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
-    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     if ((pos_of(word) & ~mark_bit_) == head) return drained(word) ? readiness::ready : readiness::wait;
     return next_written(std::memory_order_seq_cst) ? readiness::ready : readiness::poll;
   }
@@ -454,10 +456,10 @@ class array_channel {
 
   [[nodiscard]] std::size_t len() const noexcept {
     for (;;) {
-      const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+      const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
       const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
       // A stable tail means head and tail were read at one consistent moment.
-      if (tail_.value.load(std::memory_order_seq_cst) != word) continue;
+      if (tail_.value.word.load(std::memory_order_seq_cst) != word) continue;
       const std::size_t tail = pos_of(word);
       const std::size_t hix = head & (mark_bit_ - 1);
       const std::size_t tix = tail & (mark_bit_ - 1);
@@ -469,18 +471,18 @@ class array_channel {
   }
   [[nodiscard]] bool is_empty() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    const std::size_t tail = pos_of(tail_.value.load(std::memory_order_seq_cst));
+    const std::size_t tail = pos_of(tail_.value.word.load(std::memory_order_seq_cst));
     return (tail & ~mark_bit_) == head && !head_.value.stash.holds();
   }
   // Full: no slot free for a send (permits hold theirs).
   [[nodiscard]] bool is_full() const noexcept {
-    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
     return next_lap_pos(head) == advance(pos_of(word) & ~mark_bit_, permits_of(word));
   }
   [[nodiscard]] std::optional<std::size_t> capacity() const noexcept { return cap_; }
   [[nodiscard]] bool is_disconnected() const noexcept {
-    return (pos_of(tail_.value.load(std::memory_order_seq_cst)) & mark_bit_) != 0;
+    return (pos_of(tail_.value.word.load(std::memory_order_seq_cst)) & mark_bit_) != 0;
   }
 
   // Tests only: moves a new, unused channel whose slots are all allocated
@@ -489,9 +491,10 @@ class array_channel {
   void start_at_last_lap_for_testing() noexcept {
     const std::size_t lap = (pos_mask + 1) - one_lap_;
     head_.value.pos.store(lap, std::memory_order_relaxed);
-    tail_.value.store(make_word(lap, 0), std::memory_order_relaxed);
+    tail_.value.word.store(make_word(lap, 0), std::memory_order_relaxed);
     slot* s = segments_[0].load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < cap_; ++i) s[i].stamp.store(lap, std::memory_order_relaxed);
+    tail_.value.lapped.store(true, std::memory_order_relaxed);  // every stamp written
   }
 
   // --- disconnection ------------------------------------------------------------
@@ -519,7 +522,7 @@ class array_channel {
   void disconnect_receivers() noexcept {
     close();
     // seq_cst: ordered with every CAS on the tail word (see claim_room).
-    tail_.value.fetch_or(receiver_gone_bit, std::memory_order_seq_cst);
+    tail_.value.word.fetch_or(receiver_gone_bit, std::memory_order_seq_cst);
     discard_all();
     head_.value.stash.clear();
   }
@@ -576,8 +579,8 @@ class array_channel {
   // heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
-    void* raw = cacheable(len) ? process_chunk_cache.take(bytes, chunk_source()) : nullptr;
-    bool zeroed = false;
+    void* raw = cacheable(len) ? process_chunk_cache.take_zeroed(bytes, chunk_source()) : nullptr;
+    bool zeroed = raw != nullptr;
     if (raw == nullptr && mapped_) {
       raw = map_pages(bytes);
       zeroed = mapped_pages_are_zeroed;
@@ -599,13 +602,16 @@ class array_channel {
     return std::launder(static_cast<slot*>(std::memmove(raw, raw, bytes)));
   }
 
-  // The slots hold no message any more (trivially destructible: nothing to
-  // end).
-  void free_segment(slot* s, std::size_t len) noexcept {
+  // Segment `i`, whose slots hold no message any more (trivially
+  // destructible: nothing to end). Destructor only.
+  void free_segment(std::size_t i) noexcept {
+    slot* s = segments_[i].load(std::memory_order_relaxed);
     if (s == nullptr) return;
+    const std::size_t len = segment_len(i);
     const std::size_t bytes = len * sizeof(slot);
     if (cacheable(len)) {
-      process_chunk_cache.put(s, bytes, chunk_source());  // kept or freed
+      // kept or freed; the slots past those written are still zero
+      process_chunk_cache.put(s, bytes, chunk_source(), slots_written(i) * sizeof(slot));
       return;
     }
     if (mapped_) {
@@ -613,6 +619,18 @@ class array_channel {
     } else {
       heap_free(s, bytes);
     }
+  }
+
+  // How many leading slots of segment `i` were ever written (the rest are
+  // still zero). Before any write in a second lap, the slots before the
+  // tail's index (a position of lap 0 is its index; a tail in lap 1 has
+  // passed every slot). Destructor only: no sender is left.
+  [[nodiscard]] std::size_t slots_written(std::size_t i) const noexcept {
+    const std::size_t tail = pos_of(tail_.value.word.load(std::memory_order_relaxed)) & ~mark_bit_;
+    const bool lapped = tail_.value.lapped.load(std::memory_order_relaxed) || tail >= one_lap_;
+    const std::size_t used = lapped ? cap_ : tail;
+    const std::size_t first = i << seg_shift_;
+    return used > first ? std::min(used - first, segment_len(i)) : 0;
   }
 
   // Heap segments of a page or more are aligned alike for every T (when its
@@ -753,6 +771,9 @@ class array_channel {
     s.msg.construct(std::move(msg));
     // release: the receiver's acquire of the stamp sees the message.
     s.stamp.store(pos + 1 - (pos & (mark_bit_ - 1)), std::memory_order_release);
+    if (pos >= one_lap_ && !tail_.value.lapped.load(std::memory_order_relaxed)) [[unlikely]] {
+      tail_.value.lapped.store(true, std::memory_order_relaxed);
+    }
     receivers_.notify_one();
   }
 
@@ -771,7 +792,7 @@ class array_channel {
   template <bool Reserve>
   push_result claim_room([[maybe_unused]] T* msg) {
     backoff bo;
-    std::size_t word = tail_.value.load(std::memory_order_relaxed);
+    std::size_t word = tail_.value.word.load(std::memory_order_relaxed);
     for (;;) {
       const std::size_t tail = pos_of(word);
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
@@ -783,7 +804,7 @@ class array_channel {
           const std::size_t next = Reserve ? word + 1 : make_word(next_pos(tail), permits);
           // seq_cst: totally ordered with mark_tail() and with the receiver's
           // registration re-check (the Dekker pair of waiting/protocol.hpp).
-          if (tail_.value.compare_exchange_weak(word, next, std::memory_order_seq_cst,
+          if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                                 std::memory_order_relaxed)) {
             if constexpr (!Reserve) {
               if (permits != 0) {
@@ -803,21 +824,21 @@ class array_channel {
           return push_result::installing;
         case room::stale:
           bo.snooze();
-          word = tail_.value.load(std::memory_order_relaxed);
+          word = tail_.value.word.load(std::memory_order_relaxed);
           break;
       }
     }
   }
 
   [[nodiscard]] bool at_permit_ceiling() const noexcept {
-    return permits_of(tail_.value.load(std::memory_order_relaxed)) == max_permits;
+    return permits_of(tail_.value.word.load(std::memory_order_relaxed)) == max_permits;
   }
 
   // For a reservation registered at the ceiling: will a permit's send or
   // release notify? seq_cst: the re-check half of the Dekker pair with
   // their RMW on the tail word.
   [[nodiscard]] readiness ceiling_readiness() const noexcept {
-    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     if ((pos_of(word) & mark_bit_) != 0 || permits_of(word) < max_permits) return readiness::ready;
     return readiness::wait;
   }
@@ -827,7 +848,7 @@ class array_channel {
   // or a permit's) notify come?
   [[nodiscard]] readiness room_readiness(bool reserving) const noexcept {
     // seq_cst loads: the re-check half of the Dekker pairs (see waiting/protocol.hpp).
-    const std::size_t word = tail_.value.load(std::memory_order_seq_cst);
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     const std::size_t tail = pos_of(word);
     if ((tail & mark_bit_) != 0) return readiness::ready;
     const std::size_t permits = permits_of(word);
@@ -854,7 +875,7 @@ class array_channel {
   // seq_cst: totally ordered with every reservation CAS (see claim_room).
   bool mark_tail() noexcept {
     const std::size_t mark = make_word(mark_bit_, 0);
-    return (tail_.value.fetch_or(mark, std::memory_order_seq_cst) & mark) == 0;
+    return (tail_.value.word.fetch_or(mark, std::memory_order_seq_cst) & mark) == 0;
   }
 
   // Destroys every queued message. Receiver only, after the tail is marked:
@@ -862,7 +883,7 @@ class array_channel {
   // waited for until written (parked if their senders are slow).
   void discard_all() noexcept {
     std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
-    const std::size_t tail = pos_of(tail_.value.load(std::memory_order_seq_cst)) & ~mark_bit_;
+    const std::size_t tail = pos_of(tail_.value.word.load(std::memory_order_seq_cst)) & ~mark_bit_;
     while (head != tail) {
       const std::size_t index = head & (mark_bit_ - 1);
       // A reserved slot's segment is installed (the sender installed it
@@ -891,7 +912,17 @@ class array_channel {
     wait_queue ceiling_waiters;
   };
   cache_padded<receiver_side> head_;  // receiver-owned
-  cache_padded<std::atomic<std::size_t>> tail_;  // senders
+  struct sender_side {
+    std::atomic<std::size_t> word{0};  // the tail word (see the header)
+    // Set by the first message written in a lap after the first (relaxed:
+    // read only by the destructor, which every sender's handle release
+    // happens before). Until then the slots from the tail's index on were
+    // never written, and a segment handed on needs only its used prefix
+    // cleared (free_segments). Beside the word: a sender reads it right
+    // after its CAS took that line.
+    std::atomic<bool> lapped{false};
+  };
+  cache_padded<sender_side> tail_;  // senders
 
   // Read-mostly fields share the last cache line: constants read by every
   // operation, and the wait queues, whose emptiness hints are read by every

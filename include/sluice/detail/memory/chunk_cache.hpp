@@ -27,15 +27,19 @@
 // - Chunks of one size and source share a bucket (8 buckets: channels in
 //   one program use few segment sizes); a new size takes an empty bucket or
 //   empties the one given to longest ago.
-// - Nothing is freed under the lock (munmap is a system call).
+// - A cached chunk's bytes past its recorded `dirty` prefix are zero (its
+//   giver said so), so take_zeroed() clears only the prefix.
+// - Nothing is freed or cleared under the lock (munmap is a system call).
 // - All access is under lock_; nothing inside allocates or calls user code.
 #pragma once
 
 #include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -64,17 +68,19 @@ class chunk_cache {
   // A cached chunk of exactly `bytes` bytes from `from`, or null. Its
   // contents are unspecified.
   void* take(std::size_t bytes, source from) noexcept {
-    std::lock_guard guard(lock_);
-    for (bucket& b : buckets_) {
-      if (b.bytes != bytes || b.from != from || b.first == nullptr) continue;
-      node* n = b.first;
-      b.first = n->next;
-      held_ -= bytes;
-      n->~node();
-      unpoison(n, bytes);
-      return n;
-    }
-    return nullptr;
+    std::size_t dirty = 0;
+    return take_chunk(bytes, from, dirty);
+  }
+
+  // As take(), but every byte of the chunk is zero: only the prefix its
+  // giver may have written (see put()) is cleared, so a channel that used a
+  // few slots of its segment hands the next one a segment that costs a few
+  // bytes to clear, not a page.
+  void* take_zeroed(std::size_t bytes, source from) noexcept {
+    std::size_t dirty = 0;
+    void* p = take_chunk(bytes, from, dirty);
+    if (p != nullptr) std::memset(p, 0, dirty);  // outside the lock
+    return p;
   }
 
   // Keeps the chunk `p` of `bytes` bytes from `from`, or frees it (heap
@@ -83,12 +89,16 @@ class chunk_cache {
   // first (the memory of the channels a program makes now matters more than
   // that of channels it made once); chunks of its own size are never pushed
   // out, so past the ceiling `p` itself is freed.
-  void put(void* p, std::size_t bytes, source from) noexcept {
+  // `dirty` says how many leading bytes the giver may have written since
+  // the chunk was last all zero (all of them, unless the giver knows
+  // better); take_zeroed() clears that many, and the cache's own link.
+  void put(void* p, std::size_t bytes, source from, std::size_t dirty = ~std::size_t{0}) noexcept {
     node* evicted = nullptr;
     bool kept = false;
     if (bytes >= sizeof(node) && bytes <= ceiling) {
+      dirty = std::clamp(dirty, sizeof(node), bytes);
       std::lock_guard guard(lock_);
-      kept = keep(p, bytes, from, evicted);
+      kept = keep(p, bytes, from, dirty, evicted);
     }
     if (!kept) free_chunk(p, bytes, from);
     while (evicted != nullptr) {
@@ -121,6 +131,7 @@ class chunk_cache {
   struct node {
     node* next;
     std::size_t bytes;  // read when the chunk is evicted
+    std::size_t dirty;  // leading bytes that may be non-zero (>= sizeof(node))
     source from;
   };
   // One list per chunk size: a take is one bucket scan, never a list walk.
@@ -133,7 +144,7 @@ class chunk_cache {
 
   // put()'s work under the lock: links `p` in, first moving chunks of other
   // buckets to `evicted` as needed. False if `p` cannot be kept.
-  bool keep(void* p, std::size_t bytes, source from, node*& evicted) noexcept {
+  bool keep(void* p, std::size_t bytes, source from, std::size_t dirty, node*& evicted) noexcept {
     bucket* into = find(bytes, from);
     for (;;) {
       const bool fits = held_ + bytes <= ceiling;
@@ -150,10 +161,27 @@ class chunk_cache {
     into->bytes = bytes;
     into->from = from;
     into->last_given = ++gives_;
-    into->first = ::new (p) node{into->first, bytes, from};
+    into->first = ::new (p) node{into->first, bytes, dirty, from};
     held_ += bytes;
     poison(into->first, bytes);
     return true;
+  }
+
+  // take()'s work: unlinks a chunk, and says how many of its leading bytes
+  // may be non-zero.
+  void* take_chunk(std::size_t bytes, source from, std::size_t& dirty) noexcept {
+    std::lock_guard guard(lock_);
+    for (bucket& b : buckets_) {
+      if (b.bytes != bytes || b.from != from || b.first == nullptr) continue;
+      node* n = b.first;
+      b.first = n->next;
+      held_ -= bytes;
+      dirty = n->dirty;
+      n->~node();
+      unpoison(n, bytes);
+      return n;
+    }
+    return nullptr;
   }
 
   // The bucket for chunks of `bytes` from `from`, else an empty one, else null.
