@@ -918,7 +918,7 @@ class array_channel {
     // read only by the destructor, which every sender's handle release
     // happens before). Until then the slots from the tail's index on were
     // never written, and a segment handed on needs only its used prefix
-    // cleared (free_segments). Beside the word: a sender reads it right
+    // cleared (slots_written). Beside the word: a sender reads it right
     // after its CAS took that line.
     std::atomic<bool> lapped{false};
   };
