@@ -1,10 +1,11 @@
 // sluice/config.hpp - version and platform knobs shared by every header.
 //
 // Invariants: nothing here allocates or waits; every macro is prefixed
-// SLUICE_. The knobs (SLUICE_CACHE_LINE, SLUICE_CHECK_RECEIVER, and
-// SLUICE_YIELD_BUDGET_US in backoff.hpp) may be predefined by the user to
-// override their defaults; the version numbers and SLUICE_TSAN (set from the
-// compiler's sanitizer flags) are facts, not knobs.
+// SLUICE_. The knobs (SLUICE_CACHE_LINE, SLUICE_CHECK_RECEIVER,
+// SLUICE_CHUNK_CACHE_BYTES, and SLUICE_YIELD_BUDGET_US in backoff.hpp) may be
+// predefined by the user to override their defaults, with one value in every
+// translation unit of a program; the version numbers and SLUICE_TSAN (set
+// from the compiler's sanitizer flags) are facts, not knobs.
 #pragma once
 
 #define SLUICE_VERSION_MAJOR 0
@@ -35,6 +36,15 @@
 #  else
 #    define SLUICE_CHECK_RECEIVER 1
 #  endif
+#endif
+
+// The most memory the process keeps from destroyed channels for the next
+// ones to reuse (memory/chunk_cache.hpp). A program that makes, fills and
+// drops channels of several MiB again and again can raise it (to a little
+// more than one such channel's slots) so that each reuses the last one's
+// pages instead of paying the kernel for fresh ones; 0 keeps nothing.
+#ifndef SLUICE_CHUNK_CACHE_BYTES
+#  define SLUICE_CHUNK_CACHE_BYTES (2u << 20)  // 2 MiB
 #endif
 
 // ThreadSanitizer detection (GCC defines __SANITIZE_THREAD__, Clang exposes

@@ -10,7 +10,8 @@
 // here is already mapped: the next channel pays for writing its zeroed
 // stamps only.
 //
-// What is kept: at most `ceiling` bytes (2 MiB) in the whole process, in
+// What is kept: at most `ceiling` bytes (SLUICE_CHUNK_CACHE_BYTES, 2 MiB by
+// default: config.hpp) in the whole process, in
 // chunks the way they were freed (a bounded channel's segments, an
 // unbounded channel's regions). Past the ceiling, chunks of other sizes
 // given longest ago are freed to make room, and a chunk that still does not
@@ -33,6 +34,7 @@
 // - All access is under lock_; nothing inside allocates or calls user code.
 #pragma once
 
+#include <sluice/config.hpp>
 #include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
 
@@ -58,7 +60,7 @@ namespace sluice::detail {
 
 class chunk_cache {
  public:
-  static constexpr std::size_t ceiling = std::size_t{2} << 20;  // 2 MiB
+  static constexpr std::size_t ceiling = SLUICE_CHUNK_CACHE_BYTES;  // config.hpp
   // Heap chunks come from ::operator new(bytes, std::align_val_t{heap_alignment}).
   static constexpr std::size_t heap_alignment = 64;
 
