@@ -43,8 +43,9 @@
 // drops channels of several MiB again and again can raise it (to a little
 // more than one such channel's slots) so that each reuses the last one's
 // pages instead of paying the kernel for fresh ones; 0 keeps nothing.
+// A plain byte count (33554432) or a 64-bit expression (32ull << 20).
 #ifndef SLUICE_CHUNK_CACHE_BYTES
-#  define SLUICE_CHUNK_CACHE_BYTES (2u << 20)  // 2 MiB
+#  define SLUICE_CHUNK_CACHE_BYTES (2ull << 20)  // 2 MiB
 #endif
 
 // ThreadSanitizer detection (GCC defines __SANITIZE_THREAD__, Clang exposes

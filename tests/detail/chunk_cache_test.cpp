@@ -125,9 +125,11 @@ TEST(chunk_cache, take_zeroed_clears_what_the_giver_wrote) {
 
 // A bounded channel hands its segments on with only the slots it wrote
 // marked for clearing. The next channel may lay its slots out differently
-// (32-byte slots on the 16-byte slots' memory, so its stamps fall where the
-// old messages were): it must still find every slot empty, whether the old
-// one wrote none, some or all of its slots, or went round its ring.
+// (32-byte slots on the 16-byte slots' memory: its stamps fall on the old
+// even slots' stamps, which are non-zero once written or read; the test
+// below has the layouts the other way round, stamps on old messages): it
+// must still find every slot empty, whether the old one wrote none, some or
+// all of its slots, or went round its ring.
 TEST(chunk_cache, a_channel_with_other_slots_on_partly_used_segments_starts_empty) {
   using wide = std::array<std::uint64_t, 3>;  // 32-byte slots: 128 per 4 KiB segment
   constexpr std::size_t old_bound = 1024;     // 16-byte slots: 256 per segment

@@ -13,7 +13,7 @@
 //   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
 //   in one system call instead of one page fault per 4 KiB. When the
 //   channel is destroyed, whole segments of a page or more go to the
-//   process's chunk cache (at most 2 MiB, memory/chunk_cache.hpp), for the
+//   process's chunk cache (2 MiB by default, memory/chunk_cache.hpp), for the
 //   next channel that needs that size; the rest go back to the heap or OS.
 //   A channel that never went round its ring tells the cache how much of
 //   each segment it wrote, so the next one clears only that much.
@@ -54,8 +54,10 @@
 // - A sender that reaches a segment another sender is still allocating
 //   reports "full" (try_send) or parks until the installer's notify_all.
 // - Segments, once installed, stay until the channel is destroyed.
-// - Until tail_.lapped is set, no message was written in a lap after the
-//   first, and every slot from the tail's index on is still all zero.
+// - While the tail is in lap 0 and tail_.lapped is clear, no message was
+//   written in a later lap, and every slot from the tail's index on is
+//   still all zero (a tail in lap 1 with the flag still clear has passed
+//   every slot).
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
@@ -493,8 +495,9 @@ class array_channel {
     head_.value.pos.store(lap, std::memory_order_relaxed);
     tail_.value.word.store(make_word(lap, 0), std::memory_order_relaxed);
     slot* s = segments_[0].load(std::memory_order_relaxed);
+    // tail_.lapped is left to publish(): the tail is past lap 0 here, and
+    // the first send sets it, so a test that wraps covers that store.
     for (std::size_t i = 0; i < cap_; ++i) s[i].stamp.store(lap, std::memory_order_relaxed);
-    tail_.value.lapped.store(true, std::memory_order_relaxed);  // every stamp written
   }
 
   // --- disconnection ------------------------------------------------------------

@@ -15,7 +15,7 @@
 //   leaves well under 1 MiB behind. The list is FIFO, so regions empty in
 //   order.
 // When the channel is destroyed, its kept regions go to the process's chunk
-// cache (chunk_cache.hpp, at most 2 MiB in all), where the next channel
+// cache (chunk_cache.hpp, 2 MiB in all by default), where the next channel
 // that needs a region takes them before mapping a fresh one: fresh pages
 // cost the kernel a fault and a zeroed page each, most of the time of a
 // channel that streams 100,000 messages once.
