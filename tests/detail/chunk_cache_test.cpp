@@ -177,7 +177,9 @@ TEST(chunk_cache, a_channel_after_one_whose_positions_wrapped_starts_empty) {
     }
   }
   sluice::detail::array_channel<std::uint64_t> next(cap * 2);  // 16-byte slots
-  for (std::uint64_t i = 0; i < cap * 2; ++i) ASSERT_TRUE(next.try_send(std::uint64_t{i}).has_value()) << i;
+  for (std::uint64_t i = 0; i < cap * 2; ++i) {
+    ASSERT_TRUE(next.try_send(std::uint64_t{i}).has_value()) << i;
+  }
   for (std::uint64_t i = 0; i < cap * 2; ++i) ASSERT_EQ(next.try_recv().value(), i);
 }
 

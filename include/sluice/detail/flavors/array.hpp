@@ -289,7 +289,9 @@ class array_channel {
     for (;;) {
       if ((word & receiver_gone_bit) != 0) {
         // The permit count only; nobody reads the slots any more.
-        if (tail_.value.word.compare_exchange_weak(word, word - 1, std::memory_order_relaxed)) return;
+        if (tail_.value.word.compare_exchange_weak(word, word - 1, std::memory_order_relaxed)) {
+          return;
+        }
         continue;
       }
       const std::size_t marked = pos_of(word) & mark_bit_;
@@ -297,7 +299,7 @@ class array_channel {
       const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
       // seq_cst: as claim_room's CAS.
       if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
-                                            std::memory_order_relaxed)) {
+                                                 std::memory_order_relaxed)) {
         const std::size_t index = tail & (mark_bit_ - 1);
         publish(segment_of(index)[index & seg_mask()], tail, msg);
         // A reservation waits while the permit count is at its ceiling.
@@ -808,7 +810,7 @@ class array_channel {
           // seq_cst: totally ordered with mark_tail() and with the receiver's
           // registration re-check (the Dekker pair of waiting/protocol.hpp).
           if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
-                                                std::memory_order_relaxed)) {
+                                                     std::memory_order_relaxed)) {
             if constexpr (!Reserve) {
               if (permits != 0) {
                 const std::size_t index = tail & (mark_bit_ - 1);
