@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <thread>
 
@@ -184,4 +185,53 @@ TEST(bounded, queued_counted_messages_destroyed_once_across_segments) {
     EXPECT_EQ(check.leaked(), 1500);
   }
   EXPECT_EQ(check.leaked(), 0);
+}
+
+namespace {
+
+// Fills a bounded(cap) channel to its bound and drains it, lap after lap,
+// then leaves part of a lap queued when the channel is dropped: every
+// message arrives once, in order, and is destroyed once.
+template <class V>
+void fill_drain_and_drop(std::size_t cap, int laps) {
+  using msg = sluice_test::basic_counted<V>;
+  sluice_test::leak_check check;
+  {
+    auto [tx, rx] = sluice::sync_channel<msg>(cap);
+    V next_sent = 0;
+    V next_received = 0;
+    for (int lap = 0; lap < laps; ++lap) {
+      for (std::size_t i = 0; i < cap; ++i) {
+        ASSERT_TRUE(tx.try_send(msg(next_sent++)).has_value()) << "cap " << cap << " slot " << i;
+      }
+      auto full = tx.try_send(msg(-1));
+      ASSERT_FALSE(full.has_value()) << "cap " << cap;
+      EXPECT_TRUE(full.error().is_full());
+      for (std::size_t i = 0; i < cap; ++i) ASSERT_EQ(rx.try_recv()->value(), next_received++);
+      EXPECT_FALSE(rx.try_recv().has_value());
+    }
+    for (std::size_t i = 0; i < cap / 2 + 1; ++i) ASSERT_TRUE(tx.try_send(msg(0)).has_value());
+    EXPECT_EQ(check.leaked(), static_cast<std::int64_t>(cap / 2 + 1));
+  }
+  EXPECT_EQ(check.leaked(), 0) << "cap " << cap;
+}
+
+}  // namespace
+
+// A ring whose slots fit in one cache line lives in the channel itself, a
+// larger one on the heap: bounds on both sides of that line, for 16-byte
+// slots (8-byte messages) and 24-byte slots (16-byte messages).
+TEST(bounded, rings_on_both_sides_of_the_in_channel_limit_keep_every_message) {
+  for (std::size_t cap = 1; cap <= 10; ++cap) {
+    fill_drain_and_drop<std::int32_t>(cap, 4);
+    fill_drain_and_drop<std::int64_t>(cap, 4);
+  }
+}
+
+// A segment table of up to a cache line of entries lives in the channel:
+// 16 segments of 256 16-byte slots (4096), and one more slot (17 segments,
+// a table on the heap), and 16 and 17 segments of 128 24-byte slots.
+TEST(bounded, segment_tables_on_both_sides_of_the_in_channel_limit_keep_every_message) {
+  for (std::size_t cap : {4095u, 4096u, 4097u}) fill_drain_and_drop<std::int32_t>(cap, 2);
+  for (std::size_t cap : {2047u, 2048u, 2049u}) fill_drain_and_drop<std::int64_t>(cap, 2);
 }

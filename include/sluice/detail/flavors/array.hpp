@@ -9,7 +9,9 @@
 //   large bound therefore costs memory for the slots it has actually used
 //   (its high-water mark), not for its bound: an idle bounded(1024) channel
 //   holds a few pointers, not 1024 slots. Small bounds (one segment) allocate
-//   their only segment up front, so their send path never allocates.
+//   their only segment up front, so their send path never allocates; a ring
+//   that fits in one cache line is a line of the channel itself, and so is
+//   a segment table that fits there (no allocation of their own).
 //   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
 //   in one system call instead of one page fault per 4 KiB. When the
 //   channel is destroyed, whole segments of a page or more go to the
@@ -152,9 +154,20 @@ class array_channel {
     mapped_ = per * sizeof(slot) >= mapped_segment_bytes;
     if (seg_count_ == 1) {
       // One segment: its table entry lives in the channel (one allocation
-      // fewer for every small channel), and it is allocated now.
+      // fewer for every small channel), and it is allocated now, in the
+      // channel's own ring line when it fits there.
       segments_ = &only_segment_;
-      only_segment_.store(allocate_segment(cap_), std::memory_order_relaxed);
+      only_segment_.store(cap_ * sizeof(slot) <= sizeof(ring_line_.value.bytes)
+                              ? start_lifetime_of_slots(zeroed_ring_line(), cap_ * sizeof(slot))
+                              : allocate_segment(cap_),
+                          std::memory_order_relaxed);
+    } else if (seg_count_ * sizeof(std::atomic<slot*>) <= sizeof(ring_line_.value.bytes)) {
+      // A short table (a bounded(1024) channel has 4 entries) lives in the
+      // ring line too: one allocation fewer for every such channel.
+      segments_ = std::launder(reinterpret_cast<std::atomic<slot*>*>(ring_line_.value.bytes));
+      for (std::size_t i = 0; i < seg_count_; ++i) {
+        ::new (&ring_line_.value.bytes[i * sizeof(std::atomic<slot*>)]) std::atomic<slot*>(nullptr);
+      }
     } else {
       segments_ = new std::atomic<slot*>[seg_count_]();  // null: not installed yet
     }
@@ -166,7 +179,7 @@ class array_channel {
   ~array_channel() {
     // Messages were destroyed by the receiver's disconnect; free the slots.
     for (std::size_t i = 0; i < seg_count_; ++i) free_segment(i);
-    if (segments_ != &only_segment_) delete[] segments_;
+    if (!table_in_channel()) delete[] segments_;
   }
 
   // --- sending --------------------------------------------------------------
@@ -611,7 +624,7 @@ class array_channel {
   // destructible: nothing to end). Destructor only.
   void free_segment(std::size_t i) noexcept {
     slot* s = segments_[i].load(std::memory_order_relaxed);
-    if (s == nullptr) return;
+    if (s == nullptr || static_cast<void*>(s) == ring_line_.value.bytes) return;
     const std::size_t len = segment_len(i);
     const std::size_t bytes = len * sizeof(slot);
     if (cacheable(len)) {
@@ -668,6 +681,18 @@ class array_channel {
   [[nodiscard]] bool cacheable(std::size_t len) const noexcept {
     return len == (std::size_t{1} << seg_shift_) && len * sizeof(slot) >= segment_bytes &&
            heap_align == chunk_cache::heap_alignment;
+  }
+
+  // The ring line's bytes all zero, for slots that fit there (constructor).
+  void* zeroed_ring_line() noexcept {
+    std::memset(ring_line_.value.bytes, 0, sizeof(ring_line_.value.bytes));
+    return ring_line_.value.bytes;
+  }
+  // Whether the segment table is the channel's (only_segment_ or the ring
+  // line), not an array of its own.
+  [[nodiscard]] bool table_in_channel() const noexcept {
+    return segments_ == &only_segment_ ||
+           static_cast<const void*>(segments_) == ring_line_.value.bytes;
   }
 
   // The segment holding `index`, installing it first if needed (senders);
@@ -928,6 +953,17 @@ class array_channel {
     std::atomic<bool> lapped{false};
   };
   cache_padded<sender_side> tail_;  // senders
+  // The whole ring of a channel whose slots fit in one line (bounded(1) to
+  // bounded(8) of 8-byte messages, with 128-byte lines), else its segment
+  // table when that fits (up to 16 segments), else unused: either way one
+  // heap allocation fewer to make and free per channel. A line of its own:
+  // its slots are written by senders and read by the receiver; its table is
+  // read by every operation and written only when a segment is installed.
+  // (cache_padded aligns it to the line, enough for any slot that fits.)
+  struct ring_line {
+    std::byte bytes[SLUICE_CACHE_LINE];
+  };
+  cache_padded<ring_line> ring_line_;
 
   // Read-mostly fields share the last cache line: constants read by every
   // operation, and the wait queues, whose emptiness hints are read by every
@@ -939,8 +975,8 @@ class array_channel {
   bool mapped_ = false;  // segments come from map_pages, not the heap
   std::size_t seg_count_ = 0;
   // The segment table, installed by senders, never removed: only_segment_
-  // when there is one segment, else an array of its own (owned: freed by
-  // the destructor). Raw, not a unique_ptr: the fields here must leave the
+  // when there is one segment, else the ring line when it fits, else an
+  // array of its own (owned: freed by the destructor). Raw, not a unique_ptr: the fields here must leave the
   // counter's three words room in this last cache line (counter.hpp).
   std::atomic<slot*>* segments_ = nullptr;
   std::atomic<slot*> only_segment_{nullptr};
