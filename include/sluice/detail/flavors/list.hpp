@@ -371,10 +371,10 @@ class list_channel {
       }
       // Allocate before reserving the block's last slot, so the window in
       // which others wait for the next block is as short as possible.
-      if (offset + 1 == block_cap && next_block == nullptr) next_block = allocate_block();
+      if (offset + 1 == block_cap && next_block == nullptr) next_block = allocate_block(tail);
 
       if (blk == nullptr) {  // first message ever: install the first block
-        block* fresh = allocate_block();
+        block* fresh = allocate_block(tail);
         block* expected = nullptr;
         // release: the receiver and other senders reading the pointer must
         // see the block's initialised slots.
@@ -512,11 +512,23 @@ class list_channel {
     return msg;
   }
 
-  // A fresh block, reusing the spare one when there is one.
-  block* allocate_block() {
-    // acquire: pairs with recycle()'s release, so the reset slots are seen.
-    if (block* b = spare_.exchange(nullptr, std::memory_order_acquire)) return b;
-    return blocks_.acquire();
+  // A fresh block, reusing the spare one when there is one, for a sender
+  // whose tail position is `tail`. Where a new one comes from depends on
+  // how many blocks the queue spans (block_source.hpp).
+  block* allocate_block(std::size_t tail) {
+    // relaxed: the exchange below is what takes the block; a spare missed
+    // here is only a new block allocated (no exchange, a read-modify-write,
+    // on the way to the first block of every channel).
+    if (spare_.load(std::memory_order_relaxed) != nullptr) {
+      // acquire: pairs with recycle()'s release, so the reset slots are seen.
+      if (block* b = spare_.exchange(nullptr, std::memory_order_acquire)) return b;
+    }
+    // relaxed: a hint only; a stale head (or a tail overtaken meanwhile)
+    // only makes the queue look longer or empty.
+    const std::size_t head_block =
+        (head_.value.index.load(std::memory_order_relaxed) >> shift) / lap;
+    const std::size_t tail_block = (tail >> shift) / lap;
+    return blocks_.acquire(tail_block > head_block ? tail_block - head_block : 0);
   }
 
   // Keeps one drained block for the next allocation, releases any other, so

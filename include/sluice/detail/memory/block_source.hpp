@@ -5,8 +5,10 @@
 // the top of the heap, and the block in use sits there), so a channel that
 // once held ten million messages would keep their memory forever. Blocks are
 // therefore taken from two places:
-// - the heap, while the channel has few live blocks (a channel holding a
-//   handful of messages stays as small as one block);
+// - the heap, while the channel's queue spans few blocks (a channel holding
+//   a handful of messages stays as small as one block); the channel says
+//   how many, from its positions, so no count of live blocks is kept (two
+//   read-modify-writes per block, on a line every send reads);
 // - past that, regions of many blocks mapped straight from the OS. A region
 //   emptied of its blocks is kept for reuse while fewer than
 //   `kept_regions` (8, 512 KiB) are kept, and unmapped otherwise: a
@@ -51,7 +53,7 @@ class block_source {
     region* next_kept = nullptr;           // the next kept region (under lock_)
   };
 
-  // Heap blocks allowed before regions take over: enough for a steady
+  // Queue spans (in blocks) served from the heap: enough for a steady
   // stream (head block, tail block, spare) without touching a region.
   static constexpr std::size_t heap_blocks = 4;
   static constexpr std::size_t region_target_bytes = 64 * 1024;
@@ -79,19 +81,12 @@ class block_source {
     }
   }
 
-  // A fresh block. Any thread. Throws std::bad_alloc.
-  Block* acquire() {
-    // relaxed: a heuristic only; which source a block comes from does not
-    // affect correctness.
-    if (live_.fetch_add(1, std::memory_order_relaxed) < heap_blocks) {
-      try {
-        return new Block;
-      } catch (...) {
-        live_.fetch_sub(1, std::memory_order_relaxed);
-        throw;
-      }
-    }
-    std::unique_lock guard(lock_);
+  // A fresh block for a queue that spans `queued_blocks` blocks now (a
+  // hint: which source a block comes from does not affect correctness).
+  // Any thread. Throws std::bad_alloc.
+  Block* acquire(std::size_t queued_blocks) {
+    if (queued_blocks < heap_blocks) return new Block;
+    std::lock_guard guard(lock_);
     if (current_ == nullptr || handed_ == blocks_per_region) {
       region* r = nullptr;
       if (kept_ != nullptr) {
@@ -100,13 +95,7 @@ class block_source {
         --kept_count_;
       } else {
         void* raw = process_chunk_cache.take(region_bytes, chunk_cache::source::mapped);
-        try {
-          if (raw == nullptr) raw = map_pages(region_bytes);
-        } catch (...) {
-          guard.unlock();
-          live_.fetch_sub(1, std::memory_order_relaxed);
-          throw;
-        }
+        if (raw == nullptr) raw = map_pages(region_bytes);
         r = ::new (raw) region;
       }
       // Blocks are counted from zero again (a kept region's count is full).
@@ -124,7 +113,6 @@ class block_source {
   // Gives a block back. Any thread; each block once.
   void release(Block* b) noexcept {
     if (b == nullptr) return;
-    live_.fetch_sub(1, std::memory_order_relaxed);
     auto* r = static_cast<region*>(b->origin);
     if (r == nullptr) {
       delete b;
@@ -157,7 +145,6 @@ class block_source {
   spin_lock lock_;                       // guards current_, handed_, kept_, kept_count_
   region* current_ = nullptr;            // the region blocks are carved from
   std::size_t handed_ = 0;               // blocks carved from current_
-  std::atomic<std::size_t> live_{0};     // blocks acquired and not released
   // Emptied regions kept for reuse, linked through their headers (the
   // channel's last cache line has no room for an array of them).
   region* kept_ = nullptr;
