@@ -43,6 +43,8 @@
 // drops channels of several MiB again and again can raise it (to a little
 // more than one such channel's slots) so that each reuses the last one's
 // pages instead of paying the kernel for fresh ones; 0 keeps nothing.
+// Each thread also keeps one 4 KiB segment of its own in front of it
+// (memory/thread_chunk.hpp) unless the ceiling is below 4 KiB.
 // A plain byte count (33554432) or a 64-bit expression (32ull << 20).
 #ifndef SLUICE_CHUNK_CACHE_BYTES
 #  define SLUICE_CHUNK_CACHE_BYTES (2ull << 20)  // 2 MiB

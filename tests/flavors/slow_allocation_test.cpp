@@ -180,9 +180,12 @@ class slow_allocation : public ::testing::Test {
  protected:
   void SetUp() override {
     // The segments of an earlier test's channel wait in the process's chunk
-    // cache (memory/chunk_cache.hpp), and a cached one would be taken
-    // instead of allocated: nothing would stall. Empty it for this size.
+    // cache (memory/chunk_cache.hpp) or in this thread's own chunk
+    // (memory/thread_chunk.hpp), and a cached one would be taken instead of
+    // allocated: nothing would stall. Empty both for this size (the threads
+    // that allocate are new for each test and keep nothing).
     using sluice::detail::chunk_cache;
+    sluice::detail::give_back_thread_chunk();
     while (void* p = sluice::detail::process_chunk_cache.take(4096, chunk_cache::source::heap)) {
       chunk_cache::free_chunk(p, 4096, chunk_cache::source::heap);
     }

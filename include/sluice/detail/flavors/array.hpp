@@ -76,6 +76,7 @@
 #include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/receive_pacer.hpp>
 #include <sluice/detail/memory/storage.hpp>
+#include <sluice/detail/memory/thread_chunk.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
 #include <sluice/error.hpp>
 
@@ -597,7 +598,7 @@ class array_channel {
   // heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
-    void* raw = cacheable(len) ? process_chunk_cache.take_zeroed(bytes, chunk_source()) : nullptr;
+    void* raw = cacheable(len) ? take_zeroed_chunk(bytes, chunk_source()) : nullptr;
     bool zeroed = raw != nullptr;
     if (raw == nullptr && mapped_) {
       raw = map_pages(bytes);
@@ -629,7 +630,7 @@ class array_channel {
     const std::size_t bytes = len * sizeof(slot);
     if (cacheable(len)) {
       // kept or freed; the slots past those written are still zero
-      process_chunk_cache.put(s, bytes, chunk_source(), slots_written(i) * sizeof(slot));
+      put_chunk(s, bytes, chunk_source(), slots_written(i) * sizeof(slot));
       return;
     }
     if (mapped_) {
@@ -976,8 +977,9 @@ class array_channel {
   std::size_t seg_count_ = 0;
   // The segment table, installed by senders, never removed: only_segment_
   // when there is one segment, else the ring line when it fits, else an
-  // array of its own (owned: freed by the destructor). Raw, not a unique_ptr: the fields here must leave the
-  // counter's three words room in this last cache line (counter.hpp).
+  // array of its own (owned: freed by the destructor). Raw, not a
+  // unique_ptr: the fields here must leave the counter's three words room
+  // in this last cache line (counter.hpp).
   std::atomic<slot*>* segments_ = nullptr;
   std::atomic<slot*> only_segment_{nullptr};
   wait_queue senders_;    // senders blocked on a full channel
