@@ -1,6 +1,6 @@
-// A thread's own chunk in front of the process's chunk cache: the last
-// page-sized chunk a thread gave back is the next one it takes, zeroed
-// where its giver wrote; anything else goes to the process's cache, and so
+// A thread's own chunk in front of the process's chunk cache: a page-sized
+// chunk a thread gives back while it keeps none is the next one it takes,
+// zeroed where its giver wrote; anything else goes to the process's cache, and so
 // does the thread's chunk when the thread exits, even if a channel is
 // destroyed later in that exit.
 #include <sluice/detail/memory/chunk_cache.hpp>
@@ -42,7 +42,7 @@ void empty_everything(std::size_t bytes) {
 
 static_assert(thread_chunk::enabled, "this test runs with the default cache ceiling");
 
-TEST(thread_chunk, the_last_page_given_is_the_next_taken_zeroed_where_written) {
+TEST(thread_chunk, a_page_given_back_is_the_next_taken_zeroed_where_written) {
   empty_everything(page);
   auto* p = static_cast<unsigned char*>(heap_chunk(page));
   std::memset(p, 0, page);
@@ -103,7 +103,10 @@ TEST(thread_chunk, a_channel_destroyed_late_in_a_thread_exit_goes_to_the_process
     auto late = std::make_shared<std::pair<sluice::sync_sender<std::size_t>,
                                            sluice::receiver<std::size_t>>>(
         sluice::sync_channel<std::size_t>(1024));
-    run_at_thread_exit([late] {});  // the last owner of `late`, registered first
+    // The last owner of `late`, registered before the thread keeps a chunk:
+    // when it runs, the thread's chunk was given back already (else this
+    // test would not test the late keep).
+    run_at_thread_exit([late] { EXPECT_EQ(process_chunk_cache.held(), page); });
     {
       auto [tx, rx] = sluice::sync_channel<std::size_t>(1024);
       ASSERT_TRUE(tx.try_send(1).has_value());  // a 4 KiB segment, kept by this thread when dropped

@@ -222,16 +222,21 @@ void fill_drain_and_drop(std::size_t cap, int laps) {
 // larger one on the heap: bounds on both sides of that line, for 16-byte
 // slots (8-byte messages) and 24-byte slots (16-byte messages).
 TEST(bounded, rings_on_both_sides_of_the_in_channel_limit_keep_every_message) {
-  for (std::size_t cap = 1; cap <= 10; ++cap) {
+  for (std::size_t cap = 1; cap <= SLUICE_CACHE_LINE / 16 + 2; ++cap) {
     fill_drain_and_drop<std::int32_t>(cap, 4);
     fill_drain_and_drop<std::int64_t>(cap, 4);
   }
 }
 
-// A segment table of up to a cache line of entries lives in the channel:
-// 16 segments of 256 16-byte slots (4096), and one more slot (17 segments,
-// a table on the heap), and 16 and 17 segments of 128 24-byte slots.
+// A segment table of up to a cache line of entries lives in the channel
+// (16 with 128-byte lines): that many segments of 256 16-byte slots, and one
+// slot more (a table on the heap), and the same with 128 24-byte slots.
 TEST(bounded, segment_tables_on_both_sides_of_the_in_channel_limit_keep_every_message) {
-  for (std::size_t cap : {4095u, 4096u, 4097u}) fill_drain_and_drop<std::int32_t>(cap, 2);
-  for (std::size_t cap : {2047u, 2048u, 2049u}) fill_drain_and_drop<std::int64_t>(cap, 2);
+  constexpr std::size_t entries = SLUICE_CACHE_LINE / sizeof(void*);
+  for (std::size_t cap : {entries * 256 - 1, entries * 256, entries * 256 + 1}) {
+    fill_drain_and_drop<std::int32_t>(cap, 2);
+  }
+  for (std::size_t cap : {entries * 128 - 1, entries * 128, entries * 128 + 1}) {
+    fill_drain_and_drop<std::int64_t>(cap, 2);
+  }
 }

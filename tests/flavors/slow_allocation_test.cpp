@@ -15,8 +15,8 @@
 // in thread A, then probe the channel from thread B. The timing, gates, task
 // group and ledger are shared with stalled_peer_test.cpp
 // (../support/peer_probe.hpp, which replaces nothing). Each test first
-// empties the process's chunk cache of 4 KiB chunks, so that the second
-// segment is really allocated.
+// empties its thread's own chunk and the process's chunk cache of 4 KiB
+// chunks, so that the second segment is really allocated.
 #include "../support/counted.hpp"
 #include "../support/flavors.hpp"
 #include "../support/peer_probe.hpp"

@@ -15,8 +15,10 @@
 //   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
 //   in one system call instead of one page fault per 4 KiB. When the
 //   channel is destroyed, whole segments of a page or more go to the
-//   process's chunk cache (2 MiB by default, memory/chunk_cache.hpp), for the
-//   next channel that needs that size; the rest go back to the heap or OS.
+//   destroying thread's own chunk (one 4 KiB segment, memory/thread_chunk.hpp)
+//   or the process's chunk cache (2 MiB by default, memory/chunk_cache.hpp),
+//   for the next channel that needs that size; the rest go back to the heap
+//   or OS.
 //   A channel that never went round its ring tells the cache how much of
 //   each segment it wrote, so the next one clears only that much.
 //
@@ -165,10 +167,9 @@ class array_channel {
     } else if (seg_count_ * sizeof(std::atomic<slot*>) <= sizeof(ring_line_.value.bytes)) {
       // A short table (a bounded(1024) channel has 4 entries) lives in the
       // ring line too: one allocation fewer for every such channel.
-      segments_ = std::launder(reinterpret_cast<std::atomic<slot*>*>(ring_line_.value.bytes));
-      for (std::size_t i = 0; i < seg_count_; ++i) {
-        ::new (&ring_line_.value.bytes[i * sizeof(std::atomic<slot*>)]) std::atomic<slot*>(nullptr);
-      }
+      // (A placement array new of a trivially destructible type: no cookie.)
+      segments_ =
+          ::new (static_cast<void*>(ring_line_.value.bytes)) std::atomic<slot*>[seg_count_]{};
     } else {
       segments_ = new std::atomic<slot*>[seg_count_]();  // null: not installed yet
     }
@@ -594,8 +595,8 @@ class array_channel {
     return std::min(std::size_t{1} << seg_shift_, cap_ - (i << seg_shift_));
   }
 
-  // `len` empty slots (stamp 0): from the process's chunk cache, or on the
-  // heap, or mapped. Throws std::bad_alloc.
+  // `len` empty slots (stamp 0): from the thread's chunk or the process's
+  // chunk cache (thread_chunk.hpp), or on the heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
     void* raw = cacheable(len) ? take_zeroed_chunk(bytes, chunk_source()) : nullptr;

@@ -514,7 +514,8 @@ class list_channel {
 
   // A fresh block, reusing the spare one when there is one, for a sender
   // whose tail position is `tail`. Where a new one comes from depends on
-  // how many blocks the queue spans (block_source.hpp).
+  // how many blocks the queue spans, head's and tail's included
+  // (block_source.hpp).
   block* allocate_block(std::size_t tail) {
     // relaxed: the exchange below is what takes the block; a spare missed
     // here is only a new block allocated (no exchange, a read-modify-write,
@@ -528,7 +529,7 @@ class list_channel {
     const std::size_t head_block =
         (head_.value.index.load(std::memory_order_relaxed) >> shift) / lap;
     const std::size_t tail_block = (tail >> shift) / lap;
-    return blocks_.acquire(tail_block > head_block ? tail_block - head_block : 0);
+    return blocks_.acquire(tail_block >= head_block ? tail_block - head_block + 1 : 1);
   }
 
   // Keeps one drained block for the next allocation, releases any other, so

@@ -53,8 +53,9 @@ class block_source {
     region* next_kept = nullptr;           // the next kept region (under lock_)
   };
 
-  // Queue spans (in blocks) served from the heap: enough for a steady
-  // stream (head block, tail block, spare) without touching a region.
+  // A queue spanning fewer blocks than this (head's and tail's included)
+  // gets heap blocks: a steady stream (head block, tail block, the next
+  // one, the spare) never touches a region.
   static constexpr std::size_t heap_blocks = 4;
   static constexpr std::size_t region_target_bytes = 64 * 1024;
   static constexpr std::size_t header_bytes =

@@ -5,16 +5,20 @@
 // channel per request) gives a bounded segment back to the process's cache
 // and takes it again for its next channel: two rounds of the cache's lock,
 // a read-modify-write each, a sixth of the time of making, using once and
-// dropping a bounded(1024) channel. The last page-sized chunk a thread gave
-// back stays with that thread instead, and its next channel that asks for
-// that size takes it without a lock.
+// dropping a bounded(1024) channel. A page-sized chunk a thread gives back
+// while it keeps none stays with that thread instead (others go to the
+// cache), and its next channel that asks for that size takes it without a
+// lock.
 //
 // What is kept: at most one chunk of at most `max_bytes` (4 KiB) per
 // thread, beyond the cache's ceiling, and none when the ceiling is below a
 // page (SLUICE_CHUNK_CACHE_BYTES 0 keeps nothing anywhere). A thread's chunk
 // goes to the process's cache when the thread exits (thread_chunk_exit; a
 // channel destroyed later in the thread's exit keeps nothing here), or when
-// a test asks (give_back_thread_chunk()).
+// a test asks (give_back_thread_chunk()). One exception: a thread whose first
+// keep comes after its thread_local destructors ran (a static channel
+// destroyed by the main thread during exit) keeps that chunk until the
+// process ends.
 //
 // Invariants:
 // - The chunk is touched only by its thread (thread_local); it was given
