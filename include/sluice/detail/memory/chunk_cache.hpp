@@ -58,6 +58,19 @@
 
 namespace sluice::detail {
 
+// Marks kept memory unusable under AddressSanitizer (nothing elsewhere), so
+// a use after its channel died is reported; unpoison before handing it on.
+inline void poison_chunk([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(SLUICE_ASAN)
+  ASAN_POISON_MEMORY_REGION(p, bytes);
+#endif
+}
+inline void unpoison_chunk([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(SLUICE_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+#endif
+}
+
 class chunk_cache {
  public:
   static constexpr std::size_t ceiling = SLUICE_CHUNK_CACHE_BYTES;  // config.hpp
@@ -109,7 +122,7 @@ class chunk_cache {
       const std::size_t n_bytes = n->bytes;
       const source n_from = n->from;
       n->~node();
-      unpoison(n, n_bytes);
+      unpoison_chunk(n, n_bytes);
       free_chunk(n, n_bytes, n_from);
     }
   }
@@ -180,7 +193,7 @@ class chunk_cache {
       held_ -= bytes;
       dirty = n->dirty;
       n->~node();
-      unpoison(n, bytes);
+      unpoison_chunk(n, bytes);
       return n;
     }
     return nullptr;
@@ -208,15 +221,8 @@ class chunk_cache {
 
   // Under AddressSanitizer a cached chunk (but its link) is poisoned, so a
   // use after the channel died is still reported.
-  static void poison([[maybe_unused]] node* n, [[maybe_unused]] std::size_t bytes) noexcept {
-#if defined(SLUICE_ASAN)
-    ASAN_POISON_MEMORY_REGION(reinterpret_cast<std::byte*>(n) + sizeof(node), bytes - sizeof(node));
-#endif
-  }
-  static void unpoison([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) noexcept {
-#if defined(SLUICE_ASAN)
-    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
-#endif
+  static void poison(node* n, std::size_t bytes) noexcept {
+    poison_chunk(reinterpret_cast<std::byte*>(n) + sizeof(node), bytes - sizeof(node));
   }
 
   spin_lock lock_;

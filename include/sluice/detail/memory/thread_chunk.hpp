@@ -53,7 +53,7 @@ class thread_chunk {
     void* p = p_;
     p_ = nullptr;
     dirty = dirty_;
-    unpoison(p, bytes);
+    unpoison_chunk(p, bytes);
     return p;
   }
 
@@ -66,7 +66,7 @@ class thread_chunk {
     if (p_ == nullptr) return;
     void* p = p_;
     p_ = nullptr;
-    unpoison(p, bytes_);
+    unpoison_chunk(p, bytes_);
     process_chunk_cache.put(p, bytes_, from_, dirty_);
   }
 
@@ -77,17 +77,6 @@ class thread_chunk {
   }
 
  private:
-  static void poison([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) noexcept {
-#if defined(SLUICE_ASAN)
-    ASAN_POISON_MEMORY_REGION(p, bytes);
-#endif
-  }
-  static void unpoison([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) noexcept {
-#if defined(SLUICE_ASAN)
-    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
-#endif
-  }
-
   void* p_ = nullptr;
   std::size_t bytes_ = 0;
   std::size_t dirty_ = 0;
@@ -116,7 +105,7 @@ inline bool thread_chunk::keep(void* p, std::size_t bytes, chunk_cache::source f
   bytes_ = bytes;
   from_ = from;
   dirty_ = std::min(dirty, bytes);
-  poison(p, bytes);
+  poison_chunk(p, bytes);
   return true;
 }
 
