@@ -9,13 +9,15 @@
 //   a handful of messages stays as small as one block); the channel says
 //   how many, from its positions, so no count of live blocks is kept (two
 //   read-modify-writes per block, on a line every send reads);
-// - past that, regions of many blocks mapped straight from the OS. A region
-//   emptied of its blocks is kept for reuse while fewer than
-//   `kept_regions` (8, 512 KiB) are kept, and unmapped otherwise: a
-//   producer running ahead of its consumer would otherwise map and unmap,
-//   and fault in fresh pages, all the time, and a drained burst still
-//   leaves well under 1 MiB behind. The list is FIFO, so regions empty in
-//   order.
+// - past that, regions of about 64 KiB (as many blocks as fit, at least
+//   one) mapped straight from the OS. A region emptied of its blocks is
+//   kept for reuse while the kept ones stay within `kept_bytes_limit`
+//   (512 KiB: 8 regions of small messages, none once one block of large
+//   messages is bigger than that), and unmapped otherwise: a producer
+//   running ahead of its consumer would otherwise map and unmap, and fault
+//   in fresh pages, all the time, and a drained burst still leaves well
+//   under 1 MiB behind whatever the message's size. The list is FIFO, so
+//   regions empty in order.
 // When the channel is destroyed, its kept regions go to the process's chunk
 // cache (chunk_cache.hpp, 2 MiB in all by default), where the next channel
 // that needs a region takes them before mapping a fresh one: fresh pages
@@ -26,7 +28,8 @@
 // - A block's `origin` names its region, or is null for a heap block.
 // - `handed_` counts blocks carved from `current_`; the list at `kept_`
 //   holds `kept_count_` regions none of whose blocks is live (all under
-//   `lock_`).
+//   `lock_`), and kept_count_ <= kept_regions, so kept memory is at most
+//   kept_bytes_limit.
 //   `released` in a region counts blocks given back. Whoever makes
 //   released == blocks_per_region (only possible once all its blocks were
 //   carved, so nobody carves from it any more) keeps it or unmaps it; a
@@ -61,11 +64,14 @@ class block_source {
   static constexpr std::size_t header_bytes =
       (sizeof(region) + alignof(Block) - 1) / alignof(Block) * alignof(Block);
   static constexpr std::size_t blocks_per_region =
-      std::max<std::size_t>(8, (region_target_bytes - header_bytes) / sizeof(Block));
-  static constexpr std::size_t region_bytes = header_bytes + blocks_per_region * sizeof(Block);
-  static constexpr std::size_t kept_regions = 8;
+      std::max<std::size_t>(1, (region_target_bytes - header_bytes) / sizeof(Block));
+  static constexpr std::size_t kept_bytes_limit = 512 * 1024;
 
  public:
+  static constexpr std::size_t region_bytes = header_bytes + blocks_per_region * sizeof(Block);
+  // Emptied regions a live channel keeps for reuse, at most.
+  static constexpr std::size_t kept_regions = kept_bytes_limit / region_bytes;
+
   block_source() noexcept = default;
   block_source(const block_source&) = delete;
   block_source& operator=(const block_source&) = delete;
@@ -134,6 +140,12 @@ class block_source {
       }
       unmap_pages(r, region_bytes);  // outside the lock: a system call
     }
+  }
+
+  // Bytes of the emptied regions kept now (for tests).
+  [[nodiscard]] std::size_t kept_bytes() noexcept {
+    std::lock_guard guard(lock_);
+    return kept_count_ * region_bytes;
   }
 
  private:
