@@ -58,13 +58,22 @@ TEST(block_source, small_blocks_keep_eight_regions) {
   drained_burst_keeps_at_most_the_limit<test_block<512>>();
 }
 
-// Blocks of 1 KiB messages (31 per block): one block fills a region; the
-// limit, not a count of regions, bounds what is kept.
+// Blocks of 1 KiB messages (31 per block): two fill a region (the old
+// rule put 8 in one and kept 8 such regions, 2 MiB); the limit, not a count
+// of regions, bounds what is kept.
 TEST(block_source, large_blocks_keep_at_most_the_limit) {
   using source = sluice::detail::block_source<test_block<31 * 1024>>;
   EXPECT_LE(source::region_bytes, 64u * 1024);
-  EXPECT_GE(source::kept_regions, 8u);
+  EXPECT_EQ(source::kept_regions, 8u);
   drained_burst_keeps_at_most_the_limit<test_block<31 * 1024>>();
+}
+
+// Blocks of 40 KiB: one per region, 12 such regions kept, then reused.
+TEST(block_source, one_block_regions_are_kept_and_reused) {
+  using source = sluice::detail::block_source<test_block<40 * 1024>>;
+  EXPECT_LT(source::region_bytes, 2 * sizeof(test_block<40 * 1024>));
+  EXPECT_EQ(source::kept_regions, 12u);
+  drained_burst_keeps_at_most_the_limit<test_block<40 * 1024>>();
 }
 
 // A region (one block) larger than the limit is unmapped once emptied.

@@ -9,14 +9,17 @@
 //   a handful of messages stays as small as one block); the channel says
 //   how many, from its positions, so no count of live blocks is kept (two
 //   read-modify-writes per block, on a line every send reads);
-// - past that, regions of about 64 KiB (as many blocks as fit, at least
-//   one) mapped straight from the OS. A region emptied of its blocks is
-//   kept for reuse while the kept ones stay within `kept_bytes_limit`
-//   (512 KiB: 8 regions of small messages, none once one block of large
-//   messages is bigger than that), and unmapped otherwise: a producer
-//   running ahead of its consumer would otherwise map and unmap, and fault
-//   in fresh pages, all the time, and a drained burst still leaves well
-//   under 1 MiB behind whatever the message's size. The list is FIFO, so
+// - past that, regions of as many blocks as fit in 64 KiB (at least one,
+//   so a region of blocks over 64 KiB is one block) mapped straight from
+//   the OS. A region emptied of its blocks is kept for reuse while the kept
+//   ones stay within `kept_bytes_limit` (512 KiB, counted before the OS
+//   rounds a region up to whole pages: 8 regions of 8-byte messages, and
+//   none once one block is bigger than that, past ~16 KiB messages, whose
+//   producer running ahead then maps a fresh region per block), and
+//   unmapped otherwise: a producer running ahead of its consumer would
+//   otherwise map and unmap, and fault in fresh pages, all the time, and a
+//   drained burst leaves at most that behind, besides the channel's spare
+//   block and the region blocks are carved from. The list is FIFO, so
 //   regions empty in order.
 // When the channel is destroyed, its kept regions go to the process's chunk
 // cache (chunk_cache.hpp, 2 MiB in all by default), where the next channel
@@ -29,7 +32,9 @@
 // - `handed_` counts blocks carved from `current_`; the list at `kept_`
 //   holds `kept_count_` regions none of whose blocks is live (all under
 //   `lock_`), and kept_count_ <= kept_regions, so kept memory is at most
-//   kept_bytes_limit.
+//   kept_bytes_limit (before page rounding). Once handed_ ==
+//   blocks_per_region, current_ may already be kept or unmapped: it is
+//   never dereferenced again, only replaced.
 //   `released` in a region counts blocks given back. Whoever makes
 //   released == blocks_per_region (only possible once all its blocks were
 //   carved, so nobody carves from it any more) keeps it or unmaps it; a
