@@ -481,9 +481,12 @@ struct send_stalls {
 // channel's recycled block (its first one, reused as the spare after two
 // blocks of 31), a bounded channel's ring after one or more laps. A
 // message's "written" mark left from that use must not show through.
-template <class F>
+// Offset: how many more messages go through first, so that the stalled
+// slot is further into the reused block (30: the block's last slot, whose
+// sender installs the next block).
+template <class F, int Offset = 0>
 struct send_stalls_in_reused_memory : send_stalls<F> {
-  static constexpr int laps_messages = 62;
+  static constexpr int laps_messages = 62 + Offset;
   [[nodiscard]] bool start(task_group& tasks) {
     for (int i = 0; i < laps_messages; ++i) {
       EXPECT_TRUE(this->c.tx().send(probe(i)).has_value()) << "setup: message " << i;
@@ -512,6 +515,17 @@ TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_in_reused_memory)
       [](auto& rx) { return rx.try_recv(); }, return_limit,
       "try_recv did not return within 2 s while a sender runs the message's move constructor into "
       "its reserved slot, in memory the channel used before",
+      [](const auto& got) {
+        expect_nothing_received(got.result, sluice::try_recv_error::empty,
+                                "try_recv got a message still being written into a reused slot");
+      });
+}
+
+TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_at_a_reused_blocks_end) {
+  run_while_peer_stalls<send_stalls_in_reused_memory<TypeParam, 30>>(
+      [](auto& rx) { return rx.try_recv(); }, return_limit,
+      "try_recv did not return within 2 s while a sender runs the message's move constructor into "
+      "the last slot of a reused block",
       [](const auto& got) {
         expect_nothing_received(got.result, sluice::try_recv_error::empty,
                                 "try_recv got a message still being written into a reused slot");

@@ -81,6 +81,8 @@ class list_channel {
     std::atomic<block*> next{nullptr};  // set by the sender that fills slot block_cap - 1
     void* origin = nullptr;             // the block_source region, or null (heap)
     // written[i]: set once the message is in msgs[i]; cleared when recycled.
+    // A new block's flags are false through this initialiser: block_source
+    // constructs every block it hands out, so keep the `{}`.
     std::atomic<bool> written[block_cap]{};
     storage<T> msgs[block_cap];
   };
@@ -527,7 +529,8 @@ class list_channel {
     // here is only a new block allocated (no exchange, a read-modify-write,
     // on the way to the first block of every channel).
     if (spare_.load(std::memory_order_relaxed) != nullptr) {
-      // acquire: pairs with recycle()'s release, so the reset slots are seen.
+      // acquire: pairs with recycle()'s release, so its cleared flags and
+      // null `next` are seen.
       if (block* b = spare_.exchange(nullptr, std::memory_order_acquire)) return b;
     }
     // relaxed: a hint only; a stale head (or a tail overtaken meanwhile)

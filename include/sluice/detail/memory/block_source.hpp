@@ -53,7 +53,9 @@
 
 namespace sluice::detail {
 
-// Block must have a `void* origin` member and be default constructible.
+// Block must have a `void* origin` member and be default constructible;
+// every block acquire() hands out is freshly default-constructed (the list
+// flavor relies on it for its cleared `written` flags).
 template <class Block>
 class block_source {
   struct region {
