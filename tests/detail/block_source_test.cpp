@@ -1,7 +1,7 @@
 // The unbounded flavor's block source: a drained burst leaves at most
 // 512 KiB of emptied regions behind while the channel lives, whatever the
-// block's size (blocks of large messages fill a region on their own, and a
-// block larger than the limit is never kept), and kept regions are reused
+// block's size (regions of large messages hold fewer blocks, one past
+// 64 KiB, and a block larger than the limit is never kept), and kept regions are reused
 // before any new one is mapped.
 #include <sluice/detail/memory/block_source.hpp>
 

@@ -510,26 +510,26 @@ TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once) {
       });
 }
 
-TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_in_reused_memory) {
-  run_while_peer_stalls<send_stalls_in_reused_memory<TypeParam>>(
-      [](auto& rx) { return rx.try_recv(); }, return_limit,
-      "try_recv did not return within 2 s while a sender runs the message's move constructor into "
-      "its reserved slot, in memory the channel used before",
-      [](const auto& got) {
+// try_recv while a send into a reused slot stalls: empty at once.
+template <class Scenario>
+void try_recv_reports_empty_in_reused_memory(const char* stuck) {
+  run_while_peer_stalls<Scenario>(
+      [](auto& rx) { return rx.try_recv(); }, return_limit, stuck, [](const auto& got) {
         expect_nothing_received(got.result, sluice::try_recv_error::empty,
                                 "try_recv got a message still being written into a reused slot");
       });
 }
 
-TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_at_a_reused_blocks_end) {
-  run_while_peer_stalls<send_stalls_in_reused_memory<TypeParam, 30>>(
-      [](auto& rx) { return rx.try_recv(); }, return_limit,
+TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_in_reused_memory) {
+  try_recv_reports_empty_in_reused_memory<send_stalls_in_reused_memory<TypeParam>>(
       "try_recv did not return within 2 s while a sender runs the message's move constructor into "
-      "the last slot of a reused block",
-      [](const auto& got) {
-        expect_nothing_received(got.result, sluice::try_recv_error::empty,
-                                "try_recv got a message still being written into a reused slot");
-      });
+      "its reserved slot, in memory the channel used before");
+}
+
+TYPED_TEST(sender_in_user_code, try_recv_reports_empty_at_once_at_a_reused_blocks_end) {
+  try_recv_reports_empty_in_reused_memory<send_stalls_in_reused_memory<TypeParam, 30>>(
+      "try_recv did not return within 2 s while a sender runs the message's move constructor into "
+      "the last slot of a reused block");
 }
 
 TYPED_TEST(sender_in_user_code, recv_timeout_honours_its_deadline) {
