@@ -204,7 +204,7 @@ class permit_stress_bounded : public ::testing::TestWithParam<std::size_t> {};
 
 INSTANTIATE_TEST_SUITE_P(caps, permit_stress_bounded,
                          ::testing::Values(std::size_t{1}, std::size_t{2}, std::size_t{7},
-                                           std::size_t{64}),
+                                           std::size_t{64}, std::size_t{5000}),
                          cap_name);
 
 // 4 producers, each K iterations of: a reservation (blocking, try loop,

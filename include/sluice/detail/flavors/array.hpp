@@ -21,6 +21,16 @@
 //   or OS.
 //   A channel that never went round its ring tells the cache how much of
 //   each segment it wrote, so the next one clears only that much.
+// - A ring with many segments (a segment table of its own) touches memory in
+//   proportion to what it holds, not to its bound: the receiver retires each
+//   segment it has emptied, unless the senders have already come round to it
+//   in the next lap, onto a stack of spare segments, and a sender that needs
+//   a segment takes a spare before it allocates one. Without this, a
+//   bounded(1'000'000) channel streaming a million messages would sweep
+//   16 MiB of fresh pages while holding a few hundred messages at a time.
+//   Spares stay with the channel until it is destroyed (a slow sender may
+//   still read a stamp of a segment it saw installed; the stamps are atomic
+//   words, and such a sender's claim fails, see "Recycling" below).
 //
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
 // pos & ~(one_lap - 1) is the lap; pos & mark_bit (tail only) means
@@ -57,7 +67,32 @@
 // - Only the receiver moves head, so head needs no CAS.
 // - A sender that reaches a segment another sender is still allocating
 //   reports "full" (try_send) or parks until the installer's notify_all.
-// - Segments, once installed, stay until the channel is destroyed.
+// - Segments of a ring with its table in the channel, once installed, stay
+//   until the channel is destroyed.
+//
+// Recycling (rings whose table is an array of their own). A table entry is
+//   null            never installed: the next use is lap 0 (stamps 0)
+//   a segment       installed
+//   installing()    a sender is allocating it
+//   checking()      the receiver is deciding whether to retire it
+//   retired(V)      emptied and retired: the next use wants stamps V
+// Only the receiver moves an entry away from a segment. When it has emptied
+// segment i in lap L (every stamp now reads "empty in lap L + 1", one value
+// V for the whole segment, stamps being relative to their index), it marks
+// the entry checking() (seq_cst), then reads the tail word (seq_cst): if the
+// senders' front (tail plus permits) has entered segment i of lap L + 1, a
+// sender may be using the segment: it restores the entry. Otherwise it
+// pushes the segment onto the spare stack and stores retired(V). A sender
+// reads the tail word, then the entry (both seq_cst), after the tail word
+// change that moved the front into the segment; so a sender that read the
+// segment for a position of lap L + 1 is seen by the receiver's check (the
+// Dekker pair), and any other sender still holding the segment has a
+// position of lap L, which the tail has passed: its claim (a CAS of the tail
+// word from that position) fails. An installer rewrites a spare's stamps
+// when they are not the V its entry wants (relaxed atomic stores, published
+// by the entry's seq_cst store). Slots a sender claimed are in installed
+// segments (they are not empty yet), which the receiver may at most be
+// checking: a sender writing one waits out checking() (a few instructions).
 // - While the tail is in lap 0 and tail_.lapped is clear, no message was
 //   written in a later lap, and every slot from the tail's index on is
 //   still all zero (a tail in lap 1 with the flag still clear has passed
@@ -77,6 +112,7 @@
 #include <sluice/detail/memory/memory_limit.hpp>
 #include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/receive_pacer.hpp>
+#include <sluice/detail/waiting/spin_lock.hpp>
 #include <sluice/detail/memory/storage.hpp>
 #include <sluice/detail/memory/thread_chunk.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
@@ -90,6 +126,7 @@
 #include <cstring>
 #include <expected>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -171,7 +208,9 @@ class array_channel {
       segments_ =
           ::new (static_cast<void*>(ring_line_.value.bytes)) std::atomic<slot*>[seg_count_]{};
     } else {
-      segments_ = new std::atomic<slot*>[seg_count_]();  // null: not installed yet
+      // null: not installed yet. The second half is the spare stack.
+      recycles_ = true;
+      segments_ = new std::atomic<slot*>[2 * seg_count_]();
     }
   }
 
@@ -180,7 +219,14 @@ class array_channel {
 
   ~array_channel() {
     // Messages were destroyed by the receiver's disconnect; free the slots.
-    for (std::size_t i = 0; i < seg_count_; ++i) free_segment(i);
+    for (std::size_t i = 0; i < seg_count_; ++i) {
+      slot* s = segments_[i].load(std::memory_order_relaxed);
+      if (is_segment(s)) free_segment(s, segment_len(i), slots_written(i));
+    }
+    const std::size_t per = std::size_t{1} << seg_shift_;
+    for (std::size_t k = 0; k < head_.value.spare_count; ++k) {
+      free_segment(segments_[seg_count_ + k].load(std::memory_order_relaxed), per, per);
+    }
     if (!table_in_channel()) delete[] segments_;
   }
 
@@ -316,7 +362,7 @@ class array_channel {
       if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                                  std::memory_order_relaxed)) {
         const std::size_t index = tail & (mark_bit_ - 1);
-        publish(segment_of(index)[index & seg_mask()], tail, msg);
+        publish(claimed_segment(index)[index & seg_mask()], tail, msg);
         // A reservation waits while the permit count is at its ceiling.
         if (permits_of(word) == max_permits) head_.value.ceiling_waiters.notify_one();
         return;
@@ -517,6 +563,16 @@ class array_channel {
     for (std::size_t i = 0; i < cap_; ++i) s[i].stamp.store(lap, std::memory_order_relaxed);
   }
 
+  // Tests only: segments the channel holds (installed or spare).
+  [[nodiscard]] std::size_t segments_held_for_testing() noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < seg_count_; ++i) {
+      if (is_segment(segments_[i].load(std::memory_order_acquire))) ++n;
+    }
+    std::lock_guard lock(head_.value.spare_lock);
+    return n + head_.value.spare_count;
+  }
+
   // --- disconnection ------------------------------------------------------------
 
   void disconnect_senders() noexcept {
@@ -561,8 +617,57 @@ class array_channel {
     // release: frees the slot for the next lap's sender only after the
     // message left it. A sender that registered meanwhile saw head moved
     // and polls (room_readiness).
-    sl.stamp.store(next_lap_pos(head) - index, std::memory_order_release);
+    const std::size_t empty_next_lap = next_lap_pos(head) - index;
+    sl.stamp.store(empty_next_lap, std::memory_order_release);
+    // The last slot of a whole segment: the segment is empty (see the header).
+    if (recycles_ && (index & seg_mask()) == seg_mask()) [[unlikely]] {
+      retire_segment(index >> seg_shift_, empty_next_lap);
+    }
     return msg;
+  }
+
+  // Retires segment `i`, just emptied, whose stamps all read `empty` (its
+  // next lap's), unless the senders' front has come round to it (see
+  // "Recycling" in the header). Receiver only.
+  [[gnu::noinline]] void retire_segment(std::size_t i, std::size_t empty) noexcept {
+    if (front_reached(i)) return;  // in use in its next lap already
+    std::atomic<slot*>& entry = segments_[i];
+    slot* seg = entry.load(std::memory_order_relaxed);  // only we move it away
+    // seq_cst store, then seq_cst load of the tail word in front_reached():
+    // the receiver's half of the Dekker pair with a sender that reads the
+    // tail word, then the entry.
+    entry.store(checking(), std::memory_order_seq_cst);
+    if (front_reached(i)) {
+      entry.store(seg, std::memory_order_seq_cst);
+    } else {
+      {
+        std::lock_guard lock(head_.value.spare_lock);
+        segments_[seg_count_ + head_.value.spare_count++].store(seg, std::memory_order_relaxed);
+      }
+      head_.value.recycled = true;
+      entry.store(retired(empty), std::memory_order_seq_cst);
+    }
+    // Senders that met checking() and registered to wait (room_readiness).
+    senders_.notify_all();
+  }
+
+  // Whether the senders' front (tail plus permits) is at or past the first
+  // slot of segment `i` in the lap after the head's: the head has just left
+  // segment i, so that slot is cap - (segment length) positions on.
+  [[nodiscard]] bool front_reached(std::size_t i) const noexcept {
+    // seq_cst: see retire_segment().
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
+    const std::size_t front = advance(pos_of(word) & ~mark_bit_, permits_of(word));
+    const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+    return distance(head, front) >= cap_ - segment_len(i);
+  }
+
+  // Positions from `from` to `to`, which is at most one lap on.
+  [[nodiscard]] std::size_t distance(std::size_t from, std::size_t to) const noexcept {
+    const std::size_t fi = from & (mark_bit_ - 1);
+    const std::size_t ti = to & (mark_bit_ - 1);
+    if (ti != fi) return ti > fi ? ti - fi : cap_ - fi + ti;
+    return to == from ? 0 : cap_;
   }
 
   static std::size_t checked_cap(std::size_t cap) {
@@ -580,14 +685,42 @@ class array_channel {
     return (std::size_t{1} << seg_shift_) - 1;
   }
 
-  // Marks a segment table entry whose segment one sender is allocating.
+  // The values of a segment table entry that are not segments (see
+  // "Recycling" in the header). Slots are aligned to at least 8 bytes, and
+  // a stamp of an empty slot at index 0 (a lap's first position) is a
+  // multiple of one_lap_ (at least 4), so the low two bits tell them apart.
   static slot* installing() noexcept { return reinterpret_cast<slot*>(std::uintptr_t{1}); }
+  static slot* checking() noexcept { return reinterpret_cast<slot*>(std::uintptr_t{3}); }
+  static slot* retired(std::size_t empty) noexcept {
+    return reinterpret_cast<slot*>(static_cast<std::uintptr_t>(empty) | 2);
+  }
+  static bool is_segment(const slot* s) noexcept {
+    const auto bits = reinterpret_cast<std::uintptr_t>(s);
+    return bits != 0 && (bits & 3) == 0;
+  }
+  // The stamps an entry's next segment must hold: the next use of a never
+  // installed entry is lap 0's; a retired one says. (Null or retired only.)
+  static std::size_t wanted_stamps(const slot* s) noexcept {
+    return static_cast<std::size_t>(reinterpret_cast<std::uintptr_t>(s) & ~std::uintptr_t{3});
+  }
 
-  // The segment holding `index`, or null if no sender has used it yet.
-  // acquire: pairs with the installing store, so the slots' zeroed stamps are seen.
+  // The segment holding `index`, or null if none is installed.
+  // acquire: pairs with the installing store, so the slots' stamps are seen.
   slot* segment_of(std::size_t index) const noexcept {
     slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
-    return s == installing() ? nullptr : s;
+    return is_segment(s) ? s : nullptr;
+  }
+
+  // The segment holding `index`, which holds a slot claimed and not yet
+  // emptied, so it is installed; the receiver may be checking it for a
+  // moment, and then puts it back (see "Recycling" in the header).
+  slot* claimed_segment(std::size_t index) const noexcept {
+    backoff bo;
+    for (;;) {
+      slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
+      if (s != checking()) return s;
+      bo.snooze();
+    }
   }
 
   // Slots in segment `i` (the last one may be short).
@@ -622,16 +755,14 @@ class array_channel {
     return std::launder(static_cast<slot*>(std::memmove(raw, raw, bytes)));
   }
 
-  // Segment `i`, whose slots hold no message any more (trivially
-  // destructible: nothing to end). Destructor only.
-  void free_segment(std::size_t i) noexcept {
-    slot* s = segments_[i].load(std::memory_order_relaxed);
-    if (s == nullptr || static_cast<void*>(s) == ring_line_.value.bytes) return;
-    const std::size_t len = segment_len(i);
+  // A segment of `len` slots, whose slots hold no message any more
+  // (trivially destructible: nothing to end) and whose slots past the first
+  // `written` are still zero. Destructor only.
+  void free_segment(slot* s, std::size_t len, std::size_t written) noexcept {
+    if (static_cast<void*>(s) == ring_line_.value.bytes) return;
     const std::size_t bytes = len * sizeof(slot);
     if (cacheable(len)) {
-      // kept or freed; the slots past those written are still zero
-      put_chunk(s, bytes, chunk_source(), slots_written(i) * sizeof(slot));
+      put_chunk(s, bytes, chunk_source(), written * sizeof(slot));  // kept or freed
       return;
     }
     if (mapped_) {
@@ -644,10 +775,12 @@ class array_channel {
   // How many leading slots of segment `i` were ever written (the rest are
   // still zero). Before any write in a second lap, the slots before the
   // tail's index (a position of lap 0 is its index; a tail in lap 1 has
-  // passed every slot). Destructor only: no sender is left.
+  // passed every slot). A recycled segment may serve any index: all of
+  // them then. Destructor only: no sender is left.
   [[nodiscard]] std::size_t slots_written(std::size_t i) const noexcept {
     const std::size_t tail = pos_of(tail_.value.word.load(std::memory_order_relaxed)) & ~mark_bit_;
-    const bool lapped = tail_.value.lapped.load(std::memory_order_relaxed) || tail >= one_lap_;
+    const bool lapped = tail_.value.lapped.load(std::memory_order_relaxed) || tail >= one_lap_ ||
+                        head_.value.recycled;
     const std::size_t used = lapped ? cap_ : tail;
     const std::size_t first = i << seg_shift_;
     return used > first ? std::min(used - first, segment_len(i)) : 0;
@@ -698,10 +831,13 @@ class array_channel {
   }
 
   // The segment holding `index`, installing it first if needed (senders);
-  // null while another sender is installing it.
+  // installing() while another sender is installing it, checking() while
+  // the receiver checks it.
   slot* sender_segment(std::size_t index) {
-    slot* s = segments_[index >> seg_shift_].load(std::memory_order_acquire);
-    if (s != nullptr && s != installing()) [[likely]] return s;
+    // seq_cst: the sender's half of the Dekker pair of retire_segment()
+    // (after the caller's seq_cst read of the tail word).
+    slot* s = segments_[index >> seg_shift_].load(std::memory_order_seq_cst);
+    if (is_segment(s)) [[likely]] return s;
     return install_segment(index >> seg_shift_);
   }
 
@@ -710,10 +846,12 @@ class array_channel {
   // allocation would be a mapping populated and unmapped in vain): they
   // report the segment as being installed, and blocked senders park until
   // the installer's notify_all.
+  // A retired entry gets a spare segment if there is one (see "Recycling"
+  // in the header), with the stamps its next lap wants.
   [[gnu::noinline]] slot* install_segment(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i];
     slot* s = entry.load(std::memory_order_acquire);
-    while (s == nullptr) {
+    while (s == nullptr || (!is_segment(s) && s != installing() && s != checking())) {
       // acquire (both ways): claiming publishes nothing, the store below
       // does; a failure may read another installer's segment, whose slots
       // we then use.
@@ -721,22 +859,38 @@ class array_channel {
                                          std::memory_order_acquire)) {
         continue;
       }
-      slot* fresh = nullptr;
+      const std::size_t len = segment_len(i);
+      const std::size_t wanted = wanted_stamps(s);
+      slot* fresh = take_spare(len);
       try {
-        fresh = allocate_segment(segment_len(i));
+        if (fresh == nullptr) fresh = allocate_segment(len);
       } catch (...) {
-        entry.store(nullptr, std::memory_order_seq_cst);  // let another sender try
+        entry.store(s, std::memory_order_seq_cst);  // let another sender try
         senders_.notify_all();
         throw;
       }
-      // seq_cst: release, so the fresh slots' empty stamps are seen with the
+      // Every slot of a spare or fresh segment holds one stamp: the first says.
+      if (fresh[0].stamp.load(std::memory_order_relaxed) != wanted) {
+        for (std::size_t k = 0; k < len; ++k) {
+          fresh[k].stamp.store(wanted, std::memory_order_relaxed);
+        }
+      }
+      // seq_cst: release, so the slots' empty stamps are seen with the
       // pointer; and the progress half of the Dekker pair with senders that
       // registered while it was being installed (room_readiness).
       entry.store(fresh, std::memory_order_seq_cst);
       senders_.notify_all();
       return fresh;
     }
-    return s == installing() ? nullptr : s;
+    return s;
+  }
+
+  // A spare segment of `len` slots, or null.
+  slot* take_spare(std::size_t len) noexcept {
+    if (!recycles_ || len != (std::size_t{1} << seg_shift_)) return nullptr;
+    std::lock_guard lock(head_.value.spare_lock);
+    if (head_.value.spare_count == 0) return nullptr;
+    return segments_[seg_count_ + --head_.value.spare_count].load(std::memory_order_relaxed);
   }
 
   // --- the tail word and positions (see the header) -----------------------------
@@ -781,7 +935,8 @@ class array_channel {
   room room_at(std::size_t pos, slot*& out) {
     const std::size_t index = pos & (mark_bit_ - 1);
     slot* seg = sender_segment(index);
-    if (seg == nullptr) return room::installing;
+    if (seg == installing()) return room::installing;
+    if (seg == checking()) return room::stale;  // back in a few instructions
     slot& s = seg[index & seg_mask()];
     // acquire: the slot's previous message has left before we overwrite it.
     const std::size_t stamp = s.stamp.load(std::memory_order_acquire) + index;
@@ -824,24 +979,27 @@ class array_channel {
   template <bool Reserve>
   push_result claim_room([[maybe_unused]] T* msg) {
     backoff bo;
-    std::size_t word = tail_.value.word.load(std::memory_order_relaxed);
+    // seq_cst loads of the tail word (here and on a failed CAS): a sender's
+    // half of the Dekker pair of retire_segment(), with room_at's entry load.
+    std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     for (;;) {
       const std::size_t tail = pos_of(word);
       if ((tail & mark_bit_) != 0) return push_result::disconnected;
       const std::size_t permits = permits_of(word);
       if (Reserve && permits == max_permits) return push_result::ceiling;
       slot* s = nullptr;
-      switch (room_at(permits == 0 ? tail : advance(tail, permits), s)) {
+      const room found = room_at(permits == 0 ? tail : advance(tail, permits), s);
+      switch (found) {
         case room::free: {
           const std::size_t next = Reserve ? word + 1 : make_word(next_pos(tail), permits);
           // seq_cst: totally ordered with mark_tail() and with the receiver's
           // registration re-check (the Dekker pair of waiting/protocol.hpp).
           if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
-                                                     std::memory_order_relaxed)) {
+                                                     std::memory_order_seq_cst)) {
             if constexpr (!Reserve) {
               if (permits != 0) {
                 const std::size_t index = tail & (mark_bit_ - 1);
-                s = &segment_of(index)[index & seg_mask()];
+                s = &claimed_segment(index)[index & seg_mask()];
               }
               publish(*s, tail, *msg);
             }
@@ -851,12 +1009,19 @@ class array_channel {
           break;
         }
         case room::full:
-          return push_result::full;
-        case room::installing:
-          return push_result::installing;
+        case room::installing: {
+          // Only if the tail has not moved: a sender that read the tail long
+          // ago may have read a recycled segment's stamps.
+          const std::size_t now = tail_.value.word.load(std::memory_order_seq_cst);
+          if (now != word) {
+            word = now;
+            break;
+          }
+          return found == room::full ? push_result::full : push_result::installing;
+        }
         case room::stale:
           bo.snooze();
-          word = tail_.value.word.load(std::memory_order_relaxed);
+          word = tail_.value.word.load(std::memory_order_seq_cst);
           break;
       }
     }
@@ -889,8 +1054,9 @@ class array_channel {
     const std::size_t probe = advance(tail, permits);
     const std::size_t index = probe & (mark_bit_ - 1);
     const slot* s = segments_[index >> seg_shift_].load(std::memory_order_seq_cst);
-    if (s == installing()) return readiness::wait;
-    if (s == nullptr) return readiness::ready;  // we may install it ourselves
+    // The installer's or the receiver's notify_all follows its entry store.
+    if (s == installing() || s == checking()) return readiness::wait;
+    if (!is_segment(s)) return readiness::ready;  // we may install it ourselves
     const std::size_t stamp = s[index & seg_mask()].stamp.load(std::memory_order_seq_cst) + index;
     // Not full, or a stale tail: try again.
     const std::size_t behind = next_lap_pos(stamp);
@@ -920,7 +1086,7 @@ class array_channel {
       const std::size_t index = head & (mark_bit_ - 1);
       // A reserved slot's segment is installed (the sender installed it
       // before reserving), and its writer notifies receivers_ when done.
-      slot& s = segment_of(index)[index & seg_mask()];
+      slot& s = claimed_segment(index)[index & seg_mask()];
       // acquire: pairs with the writer's release of the stamp.
       wait_for_peer(receivers_, [&] {
         return s.stamp.load(std::memory_order_acquire) + index == head + 1;
@@ -942,6 +1108,13 @@ class array_channel {
     // Reservations blocked on the permit ceiling (32767 out): as rare, so
     // here too.
     wait_queue ceiling_waiters;
+    // The spare stack (the second half of the segment table): pushed by the
+    // receiver, taken by installing senders, once a segment each.
+    spin_lock spare_lock;
+    std::size_t spare_count = 0;
+    // A segment was retired: segments may serve any index (slots_written).
+    // Read by the destructor only.
+    bool recycled = false;
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   struct sender_side {
@@ -975,6 +1148,7 @@ class array_channel {
   std::size_t one_lap_ = 0;
   unsigned seg_shift_ = 0;
   bool mapped_ = false;  // segments come from map_pages, not the heap
+  bool recycles_ = false;  // emptied segments are retired (a table of its own)
   std::size_t seg_count_ = 0;
   // The segment table, installed by senders, never removed: only_segment_
   // when there is one segment, else the ring line when it fits, else an
