@@ -167,6 +167,74 @@ TEST(array_recycling, permits_span_recycled_segments) {
   EXPECT_LE(ch.segments_held_for_testing(), small_segments);
 }
 
+// A permit dropped unused moves the senders' front back a slot, so a tail
+// word a sender read may come back, and with it a claim on a segment the
+// receiver has retired meanwhile: from the first such drop on, the channel
+// retires nothing. Its segments stay in place (held as by a channel
+// without recycling), and messages still go through in order.
+TEST(array_recycling, a_dropped_permit_ends_recycling) {
+  array_channel<std::uint64_t> ch(1'000'000);
+  ASSERT_TRUE(ch.try_reserve().has_value());
+  ch.release_reserved();
+  for (std::uint64_t i = 0; i < 300'000; ++i) {
+    std::uint64_t v = i;
+    ASSERT_TRUE(ch.try_send(std::move(v)).has_value());
+    ASSERT_EQ(ch.try_recv().value(), i);
+  }
+  EXPECT_GE(ch.segments_held_for_testing(), 300'000u / 4096);
+}
+
+// A message whose moved-from destructor receives the rest of its segment
+// and sends more: the receive that empties the segment runs inside the one
+// still moving the first message out of the segment, so it must not retire
+// the segment (a send would take it as a spare, write into the slot being
+// vacated, and the outer receive would then mark that slot empty: a message
+// lost).
+struct reentrant_message {
+  static inline array_channel<reentrant_message>* channel = nullptr;
+  static inline std::int32_t trigger = -1;
+
+  explicit reentrant_message(std::int32_t v) : value(v) {}
+  reentrant_message(reentrant_message&& o) noexcept : value(o.value) { o.moved_from = true; }
+  reentrant_message& operator=(reentrant_message&&) = delete;
+  ~reentrant_message() {
+    if (!moved_from || value != trigger) return;
+    trigger = -1;
+    for (std::int32_t i = value + 1; i < 256; ++i) {  // the rest of segment 0
+      auto r = channel->try_recv();
+      EXPECT_TRUE(r.has_value() && r->value == i) << i;
+    }
+    for (std::int32_t i = 0; i < 11; ++i) {  // into segment 1, never installed
+      reentrant_message m(1000 + i);
+      EXPECT_TRUE(channel->try_send(std::move(m)).has_value());
+    }
+  }
+
+  std::int32_t value;
+  bool moved_from = false;
+};
+static_assert(sizeof(reentrant_message) == 8, "as the messages above: 256 slots a segment");
+
+TEST(array_recycling, a_receive_inside_a_receive_retires_nothing) {
+  array_channel<reentrant_message> ch(small_bound);
+  reentrant_message::channel = &ch;
+  for (std::int32_t i = 0; i < 256; ++i) {
+    reentrant_message m(i);
+    ASSERT_TRUE(ch.try_send(std::move(m)).has_value());
+  }
+  for (std::int32_t i = 0; i < 10; ++i) ASSERT_EQ(ch.try_recv().value().value, i);
+  reentrant_message::trigger = 10;
+  ASSERT_EQ(ch.try_recv().value().value, 10);
+  EXPECT_EQ(ch.len(), 11u);
+  for (std::int32_t i = 0; i < 11; ++i) {
+    auto r = ch.try_recv();
+    ASSERT_TRUE(r.has_value()) << "message " << 1000 + i << " lost";
+    EXPECT_EQ(r->value, 1000 + i);
+  }
+  EXPECT_FALSE(ch.try_recv().has_value());
+  reentrant_message::channel = nullptr;
+}
+
 // Threads: four producers (plain sends, try_send and permits) and a receiver
 // that stops now and then, so that the ring fills and its senders' front
 // comes round to segments just emptied, racing the receiver's check. Every

@@ -69,6 +69,10 @@
 //   reports "full" (try_send) or parks until the installer's notify_all.
 // - Segments of a ring with its table in the channel, once installed, stay
 //   until the channel is destroyed.
+// - While the tail is in lap 0 and tail_.lapped is clear, no message was
+//   written in a later lap, and every slot from the tail's index on is
+//   still all zero (a tail in lap 1 with the flag still clear has passed
+//   every slot), unless a segment was ever retired (tail_.recycled).
 //
 // Recycling (rings whose table is an array of their own). A table entry is
 //   null            never installed: the next use is lap 0 (stamps 0)
@@ -88,15 +92,16 @@
 // segment for a position of lap L + 1 is seen by the receiver's check (the
 // Dekker pair), and any other sender still holding the segment has a
 // position of lap L, which the tail has passed: its claim (a CAS of the tail
-// word from that position) fails. An installer rewrites a spare's stamps
+// word from that position) fails. (That needs a front that never moves
+// back, so that a tail word once passed never comes back; a permit dropped
+// unused moves it back one slot: from the first one on, the channel retires
+// no segment, tail_.permit_released.) A receive re-entered from a message's
+// code (its move constructor or destructor) retires nothing: the outer
+// receive's slot is not free yet. An installer rewrites a spare's stamps
 // when they are not the V its entry wants (relaxed atomic stores, published
 // by the entry's seq_cst store). Slots a sender claimed are in installed
 // segments (they are not empty yet), which the receiver may at most be
 // checking: a sender writing one waits out checking() (a few instructions).
-// - While the tail is in lap 0 and tail_.lapped is clear, no message was
-//   written in a later lap, and every slot from the tail's index on is
-//   still all zero (a tail in lap 1 with the flag still clear has passed
-//   every slot).
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
@@ -224,7 +229,7 @@ class array_channel {
       if (is_segment(s)) free_segment(s, segment_len(i), slots_written(i));
     }
     const std::size_t per = std::size_t{1} << seg_shift_;
-    for (std::size_t k = 0; k < head_.value.spare_count; ++k) {
+    for (std::size_t k = 0; k < tail_.value.spare_count; ++k) {
       free_segment(segments_[seg_count_ + k].load(std::memory_order_relaxed), per, per);
     }
     if (!table_in_channel()) delete[] segments_;
@@ -373,6 +378,12 @@ class array_channel {
 
   // A permit dropped unused: its slot is free for anyone again.
   void release_reserved() noexcept {
+    // The senders' front moves back one slot here: a tail word seen before
+    // may come back (see "Recycling" in the header). seq_cst, before the
+    // decrement: a receiver that sees the front moved back sees the flag.
+    if (recycles_ && !tail_.value.permit_released.load(std::memory_order_seq_cst)) {
+      tail_.value.permit_released.store(true, std::memory_order_seq_cst);
+    }
     // seq_cst: the progress half of the Dekker pair with a sender that
     // registered to wait for room (room_readiness), and, on a closed
     // channel, with the receiver that waits for the last permit.
@@ -569,8 +580,8 @@ class array_channel {
     for (std::size_t i = 0; i < seg_count_; ++i) {
       if (is_segment(segments_[i].load(std::memory_order_acquire))) ++n;
     }
-    std::lock_guard lock(head_.value.spare_lock);
-    return n + head_.value.spare_count;
+    std::lock_guard lock(tail_.value.spare_lock);
+    return n + tail_.value.spare_count;
   }
 
   // --- disconnection ------------------------------------------------------------
@@ -613,14 +624,19 @@ class array_channel {
   template <std::memory_order HeadOrder>
   [[gnu::always_inline]] T take_written(slot& sl, std::size_t head, std::size_t index) noexcept {
     head_.value.pos.store(next_pos(head), HeadOrder);
+    const bool outer_taking = head_.value.taking;
+    head_.value.taking = true;
     T msg = sl.msg.take();  // user code; the slot stays ours
+    head_.value.taking = outer_taking;
     // release: frees the slot for the next lap's sender only after the
     // message left it. A sender that registered meanwhile saw head moved
     // and polls (room_readiness).
     const std::size_t empty_next_lap = next_lap_pos(head) - index;
     sl.stamp.store(empty_next_lap, std::memory_order_release);
-    // The last slot of a whole segment: the segment is empty (see the header).
-    if (recycles_ && (index & seg_mask()) == seg_mask()) [[unlikely]] {
+    // The last slot of a whole segment: the segment is empty (see the
+    // header), unless this receive runs inside another one's message code,
+    // whose slot may be in this segment and is not free yet.
+    if (recycles_ && (index & seg_mask()) == seg_mask() && !outer_taking) [[unlikely]] {
       retire_segment(index >> seg_shift_, empty_next_lap);
     }
     return msg;
@@ -630,7 +646,7 @@ class array_channel {
   // next lap's), unless the senders' front has come round to it (see
   // "Recycling" in the header). Receiver only.
   [[gnu::noinline]] void retire_segment(std::size_t i, std::size_t empty) noexcept {
-    if (front_reached(i)) return;  // in use in its next lap already
+    if (front_reached(i)) return;  // in use in its next lap already, or no more recycling
     std::atomic<slot*>& entry = segments_[i];
     slot* seg = entry.load(std::memory_order_relaxed);  // only we move it away
     // seq_cst store, then seq_cst load of the tail word in front_reached():
@@ -641,10 +657,10 @@ class array_channel {
       entry.store(seg, std::memory_order_seq_cst);
     } else {
       {
-        std::lock_guard lock(head_.value.spare_lock);
-        segments_[seg_count_ + head_.value.spare_count++].store(seg, std::memory_order_relaxed);
+        std::lock_guard lock(tail_.value.spare_lock);
+        segments_[seg_count_ + tail_.value.spare_count++].store(seg, std::memory_order_relaxed);
+        tail_.value.recycled = true;
       }
-      head_.value.recycled = true;
       entry.store(retired(empty), std::memory_order_seq_cst);
     }
     // Senders that met checking() and registered to wait (room_readiness).
@@ -653,10 +669,15 @@ class array_channel {
 
   // Whether the senders' front (tail plus permits) is at or past the first
   // slot of segment `i` in the lap after the head's: the head has just left
-  // segment i, so that slot is cap - (segment length) positions on.
+  // segment i, so that slot is cap - (segment length) positions on. Also
+  // true once a permit was dropped unused: the front moved back then, and a
+  // sender may hold a tail word that will come back, with the segment it
+  // read for it (so its claim would succeed after a retirement).
   [[nodiscard]] bool front_reached(std::size_t i) const noexcept {
-    // seq_cst: see retire_segment().
+    // seq_cst: see retire_segment(); the flag after the word (see
+    // release_reserved()).
     const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
+    if (tail_.value.permit_released.load(std::memory_order_seq_cst)) return true;
     const std::size_t front = advance(pos_of(word) & ~mark_bit_, permits_of(word));
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     return distance(head, front) >= cap_ - segment_len(i);
@@ -780,7 +801,7 @@ class array_channel {
   [[nodiscard]] std::size_t slots_written(std::size_t i) const noexcept {
     const std::size_t tail = pos_of(tail_.value.word.load(std::memory_order_relaxed)) & ~mark_bit_;
     const bool lapped = tail_.value.lapped.load(std::memory_order_relaxed) || tail >= one_lap_ ||
-                        head_.value.recycled;
+                        tail_.value.recycled;
     const std::size_t used = lapped ? cap_ : tail;
     const std::size_t first = i << seg_shift_;
     return used > first ? std::min(used - first, segment_len(i)) : 0;
@@ -888,9 +909,9 @@ class array_channel {
   // A spare segment of `len` slots, or null.
   slot* take_spare(std::size_t len) noexcept {
     if (!recycles_ || len != (std::size_t{1} << seg_shift_)) return nullptr;
-    std::lock_guard lock(head_.value.spare_lock);
-    if (head_.value.spare_count == 0) return nullptr;
-    return segments_[seg_count_ + --head_.value.spare_count].load(std::memory_order_relaxed);
+    std::lock_guard lock(tail_.value.spare_lock);
+    if (tail_.value.spare_count == 0) return nullptr;
+    return segments_[seg_count_ + --tail_.value.spare_count].load(std::memory_order_relaxed);
   }
 
   // --- the tail word and positions (see the header) -----------------------------
@@ -1108,13 +1129,10 @@ class array_channel {
     // Reservations blocked on the permit ceiling (32767 out): as rare, so
     // here too.
     wait_queue ceiling_waiters;
-    // The spare stack (the second half of the segment table): pushed by the
-    // receiver, taken by installing senders, once a segment each.
-    spin_lock spare_lock;
-    std::size_t spare_count = 0;
-    // A segment was retired: segments may serve any index (slots_written).
-    // Read by the destructor only.
-    bool recycled = false;
+    // A receive is moving a message out of its slot (take_written): a
+    // receive re-entered from that message's code must not retire the
+    // segment, whose slot is not free yet.
+    bool taking = false;
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   struct sender_side {
@@ -1126,6 +1144,18 @@ class array_channel {
     // cleared (slots_written). Beside the word: a sender reads it right
     // after its CAS took that line.
     std::atomic<bool> lapped{false};
+    // Set (seq_cst) by the first permit dropped unused, before its slot is
+    // given back: from then on no segment is retired (see "Recycling").
+    std::atomic<bool> permit_released{false};
+    // The spare stack (the second half of the segment table): pushed by the
+    // receiver, taken by installing senders, once a segment each. Here, where
+    // installing senders already are, and not in the receiver's line, which
+    // a large T fills.
+    spin_lock spare_lock;
+    std::size_t spare_count = 0;
+    // A segment was retired: segments may serve any index (slots_written).
+    // Read by the destructor only.
+    bool recycled = false;
   };
   cache_padded<sender_side> tail_;  // senders
   // The whole ring of a channel whose slots fit in one line (bounded(1) to

@@ -156,18 +156,12 @@ class wait_queue {
   // with a release store: then light_fence() orders that store before the
   // emptiness check, paired with the heavy fence of a waiter that found the
   // progress half made (asymmetric_fence.hpp).
-  // Returns whether it woke one.
-  bool notify_one() noexcept {
+  // Returns whether it woke one. The check is inlined into every send and
+  // receive (most find nobody waiting); the wake-up is a call.
+  [[gnu::always_inline]] bool notify_one() noexcept {
     light_fence();
     if (empty_.load(std::memory_order_seq_cst)) return false;
-    claimed_entry c;
-    {
-      std::lock_guard guard(lock_);
-      c = list_.claim_first(current_thread_owner());
-      empty_.store(list_.empty(), std::memory_order_relaxed);
-    }
-    c.wake();  // outside the lock: a futex wake is a system call, a callback is user code
-    return static_cast<bool>(c);
+    return wake_first();
   }
 
   // Wakes up to `n` waiters, for progress that serves that many (a batch of
@@ -228,6 +222,18 @@ class wait_queue {
   }
 
  private:
+  // notify_one()'s wake-up: out of line, off the senders' and receivers' path.
+  [[gnu::noinline]] bool wake_first() noexcept {
+    claimed_entry c;
+    {
+      std::lock_guard guard(lock_);
+      c = list_.claim_first(current_thread_owner());
+      empty_.store(list_.empty(), std::memory_order_relaxed);
+    }
+    c.wake();  // outside the lock: a futex wake is a system call, a callback is user code
+    return static_cast<bool>(c);
+  }
+
   spin_lock lock_;
   std::atomic<bool> empty_{true};
   waiter_list list_;
