@@ -178,6 +178,19 @@ double seq(const config& c, flavor f) {
   return ns;
 }
 
+// The sender handle every producer of a row reads on each send, on a cache
+// line of its own. A reference into the receiving thread's stack frame put
+// it beside whatever the receive loop keeps there, and the receiver's writes
+// to that line made every send miss: which rows suffered followed the
+// stack's address, so whole runs of a program (one process) came out up to
+// twice as slow at random (measured: with address randomization off,
+// padding the environment by 16, 32, 80 or 96 bytes took sluice's spsc
+// boundedN row from ~8 to ~19 ns).
+template <class Sender>
+struct alignas(128) shared_sender {
+  Sender tx;
+};
+
 // producers threads send n messages in total to one consumer (this thread).
 template <class P, class T = std::size_t>
 double mpsc(const config& c, flavor f, std::size_t producers) {
@@ -185,7 +198,9 @@ double mpsc(const config& c, flavor f, std::size_t producers) {
   const std::size_t per = n / producers;
   std::size_t sum = 0;
   const auto t0 = clk::now();  // creation is timed too, as in crossbeam's suite
-  auto [tx, rx] = P::template make<T>(f, c);
+  auto [made_tx, rx] = P::template make<T>(f, c);
+  shared_sender<decltype(made_tx)> shared{std::move(made_tx)};
+  auto& tx = shared.tx;
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
@@ -243,7 +258,9 @@ double mpsc_batches(const config& c, flavor f, std::size_t producers) {
   std::vector<std::size_t> batch;
   batch.reserve(batch_limit);
   const auto t0 = clk::now();
-  auto [tx, rx] = P::template make<std::size_t>(f, c);
+  auto [made_tx, rx] = P::template make<std::size_t>(f, c);
+  shared_sender<decltype(made_tx)> shared{std::move(made_tx)};
+  auto& tx = shared.tx;
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
