@@ -178,33 +178,26 @@ double seq(const config& c, flavor f) {
   return ns;
 }
 
-// The sender handle every producer of a row reads on each send, on a cache
-// line of its own. A reference into the receiving thread's stack frame put
-// it beside whatever the receive loop keeps there, and the receiver's writes
-// to that line made every send miss: which rows suffered followed the
-// stack's address, so whole runs of a program (one process) came out up to
-// twice as slow at random (measured: with address randomization off,
-// padding the environment by 16, 32, 80 or 96 bytes took sluice's spsc
-// boundedN row from ~8 to ~19 ns).
-template <class Sender>
-struct alignas(128) shared_sender {
-  Sender tx;
-};
-
 // producers threads send n messages in total to one consumer (this thread).
+// Each producer owns a copy of the sender, as in crossbeam's suite (a clone
+// moved into each thread). A reference to one handle in this thread's frame
+// put it beside whatever the receive loop keeps there, and the receiver's
+// writes to that cache line made every send miss: which rows suffered
+// followed the stack's address, so whole runs of a program (one process)
+// came out up to twice as slow at random (measured: with address
+// randomization off, padding the environment by 16, 32, 80 or 96 bytes took
+// sluice's spsc boundedN row from ~8 to ~19 ns).
 template <class P, class T = std::size_t>
 double mpsc(const config& c, flavor f, std::size_t producers) {
   const std::size_t n = count_for(c, f) / producers * producers;
   const std::size_t per = n / producers;
   std::size_t sum = 0;
   const auto t0 = clk::now();  // creation is timed too, as in crossbeam's suite
-  auto [made_tx, rx] = P::template make<T>(f, c);
-  shared_sender<decltype(made_tx)> shared{std::move(made_tx)};
-  auto& tx = shared.tx;
+  auto [tx, rx] = P::template make<T>(f, c);
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([&tx = tx, per] {
+      threads.emplace_back([tx = tx, per] {
         for (std::size_t i = 0; i < per; ++i) P::send(tx, T(i));
       });
     }
@@ -258,13 +251,11 @@ double mpsc_batches(const config& c, flavor f, std::size_t producers) {
   std::vector<std::size_t> batch;
   batch.reserve(batch_limit);
   const auto t0 = clk::now();
-  auto [made_tx, rx] = P::template make<std::size_t>(f, c);
-  shared_sender<decltype(made_tx)> shared{std::move(made_tx)};
-  auto& tx = shared.tx;
+  auto [tx, rx] = P::template make<std::size_t>(f, c);
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([&tx = tx, per] {
+      threads.emplace_back([tx = tx, per] {
         for (std::size_t i = 0; i < per; ++i) P::send(tx, std::size_t{i});
       });
     }
