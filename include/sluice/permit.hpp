@@ -49,7 +49,7 @@ class permit {
   ~permit() { give_back(); }
 
   /// permit::send - `std::move(p).send(value)`: queues `value` in the
-  /// reserved slot; cannot fail and never waits. After the receiver called
+  /// reserved slot; cannot fail and never waits for room. After the receiver called
   /// close(), the value is still received (the receiver waits for every
   /// permit before it reports the disconnection); after the receiver is
   /// gone, it is destroyed at once, as the messages queued then were. The

@@ -235,6 +235,57 @@ TEST(array_recycling, a_receive_inside_a_receive_retires_nothing) {
   reentrant_message::channel = nullptr;
 }
 
+// The outer side of the same case: a ring filled to its bound, and the
+// message in the last slot of segment 0 receives the next two messages and
+// sends one from its moved-from destructor. That send goes into segment 0's
+// next lap; the outer receive, emptying segment 0 after the nested ones
+// moved head on, would measure the senders' front from there and miss it
+// (a message lost). It must retire nothing either.
+struct message_that_receives_two {
+  static inline array_channel<message_that_receives_two>* channel = nullptr;
+  static inline std::int32_t trigger = -1;
+
+  explicit message_that_receives_two(std::int32_t v) : value(v) {}
+  message_that_receives_two(message_that_receives_two&& o) noexcept : value(o.value) {
+    o.moved_from = true;
+  }
+  message_that_receives_two& operator=(message_that_receives_two&&) = delete;
+  ~message_that_receives_two() {
+    if (!moved_from || value != trigger) return;
+    trigger = -1;
+    for (std::int32_t i = value + 1; i < value + 3; ++i) {
+      auto r = channel->try_recv();
+      EXPECT_TRUE(r.has_value() && r->value == i) << i;
+    }
+    message_that_receives_two m(10'000);
+    EXPECT_TRUE(channel->try_send(std::move(m)).has_value());
+  }
+
+  std::int32_t value;
+  bool moved_from = false;
+};
+static_assert(sizeof(message_that_receives_two) == 8);
+
+TEST(array_recycling, a_receive_that_receives_inside_retires_nothing) {
+  array_channel<message_that_receives_two> ch(small_bound);
+  message_that_receives_two::channel = &ch;
+  for (std::int32_t i = 0; i < static_cast<std::int32_t>(small_bound); ++i) {
+    message_that_receives_two m(i);
+    ASSERT_TRUE(ch.try_send(std::move(m)).has_value());
+  }
+  for (std::int32_t i = 0; i < 255; ++i) ASSERT_EQ(ch.try_recv().value().value, i);
+  message_that_receives_two::trigger = 255;
+  ASSERT_EQ(ch.try_recv().value().value, 255);
+  for (std::int32_t i = 258; i < static_cast<std::int32_t>(small_bound); ++i) {
+    ASSERT_EQ(ch.try_recv().value().value, i);
+  }
+  auto last = ch.try_recv();
+  ASSERT_TRUE(last.has_value()) << "the message sent from inside the receive was lost";
+  EXPECT_EQ(last->value, 10'000);
+  EXPECT_FALSE(ch.try_recv().has_value());
+  message_that_receives_two::channel = nullptr;
+}
+
 // Threads: four producers (plain sends, try_send and permits) and a receiver
 // that stops now and then, so that the ring fills and its senders' front
 // comes round to segments just emptied, racing the receiver's check. Every

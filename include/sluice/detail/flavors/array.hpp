@@ -43,7 +43,9 @@
 // for them: a plain send claims the slot at the tail only if the slot p
 // positions further is free too (then the permits move up by one), a
 // reservation only if that slot is free (then p grows), and a permit's send
-// takes the slot at the tail, which is free, so it never waits or fails.
+// takes the slot at the tail, which is free, so it never waits for room or
+// fails (it may wait out the receiver's check of that slot's segment, a few
+// instructions: see Recycling).
 // The receiver frees slots in position order, so the slot p positions on
 // being free means every slot before it is. At most 32767 permits are out at
 // once (beyond that a reservation waits, as for a full channel); the 16th
@@ -97,7 +99,9 @@
 // unused moves it back one slot: from the first one on, the channel retires
 // no segment, tail_.permit_released.) A receive re-entered from a message's
 // code (its move constructor or destructor) retires nothing: the outer
-// receive's slot is not free yet. An installer rewrites a spare's stamps
+// receive's slot is not free yet; nor does the outer receive then (head
+// has moved on, and the front is measured from the segment's end). An
+// installer rewrites a spare's stamps
 // when they are not the V its entry wants (relaxed atomic stores, published
 // by the entry's seq_cst store). Slots a sender claimed are in installed
 // segments (they are not empty yet), which the receiver may at most be
@@ -346,7 +350,8 @@ class array_channel {
   }
 
   // A permit's send: takes the slot at the tail, which the permits hold
-  // free, so it never waits on anyone and never fails. Sent after close() it
+  // free, so it never waits for room and never fails (claimed_segment() may
+  // wait out the receiver's check of the segment). Sent after close() it
   // is still received (keeps the mark bit). Once the receiver is gone it
   // takes no slot: `msg` is left to the caller, who destroys it.
   void send_reserved(T&& msg) noexcept {
@@ -635,8 +640,12 @@ class array_channel {
     sl.stamp.store(empty_next_lap, std::memory_order_release);
     // The last slot of a whole segment: the segment is empty (see the
     // header), unless this receive runs inside another one's message code,
-    // whose slot may be in this segment and is not free yet.
-    if (recycles_ && (index & seg_mask()) == seg_mask() && !outer_taking) [[unlikely]] {
+    // whose slot may be in this segment and is not free yet, or receives ran
+    // inside this one's (then head has moved on, and front_reached(), which
+    // measures from the segment's end, would not see senders that have come
+    // round to it).
+    if (recycles_ && (index & seg_mask()) == seg_mask() && !outer_taking &&
+        head_.value.pos.load(std::memory_order_relaxed) == next_pos(head)) [[unlikely]] {
       retire_segment(index >> seg_shift_, empty_next_lap);
     }
     return msg;
@@ -669,7 +678,8 @@ class array_channel {
 
   // Whether the senders' front (tail plus permits) is at or past the first
   // slot of segment `i` in the lap after the head's: the head has just left
-  // segment i, so that slot is cap - (segment length) positions on. Also
+  // segment i (take_written() retires only then), so that slot is
+  // cap - (segment length) positions on. Also
   // true once a permit was dropped unused: the front moved back then, and a
   // sender may hold a tail word that will come back, with the segment it
   // read for it (so its claim would succeed after a retirement).
@@ -1180,7 +1190,8 @@ class array_channel {
   bool mapped_ = false;  // segments come from map_pages, not the heap
   bool recycles_ = false;  // emptied segments are retired (a table of its own)
   std::size_t seg_count_ = 0;
-  // The segment table, installed by senders, never removed: only_segment_
+  // The segment table, installed by senders (and, in a ring that recycles,
+  // retired by the receiver, see the header): only_segment_
   // when there is one segment, else the ring line when it fits, else an
   // array of its own (owned: freed by the destructor). Raw, not a
   // unique_ptr: the fields here must leave the counter's three words room
