@@ -197,8 +197,8 @@ double mpsc(const config& c, flavor f, std::size_t producers) {
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([tx = tx, per] {
-        for (std::size_t i = 0; i < per; ++i) P::send(tx, T(i));
+      threads.emplace_back([sender = tx, per] {
+        for (std::size_t i = 0; i < per; ++i) P::send(sender, T(i));
       });
     }
     for (std::size_t i = 0; i < n; ++i) sum += value_of(P::recv(rx));
@@ -255,8 +255,8 @@ double mpsc_batches(const config& c, flavor f, std::size_t producers) {
   {
     std::vector<std::jthread> threads;
     for (std::size_t p = 0; p < producers; ++p) {
-      threads.emplace_back([tx = tx, per] {
-        for (std::size_t i = 0; i < per; ++i) P::send(tx, std::size_t{i});
+      threads.emplace_back([sender = tx, per] {
+        for (std::size_t i = 0; i < per; ++i) P::send(sender, std::size_t{i});
       });
     }
     for (std::size_t got = 0; got < n;) {

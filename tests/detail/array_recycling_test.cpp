@@ -298,11 +298,11 @@ TEST(array_recycling, racing_senders_and_a_pausing_receiver) {
     auto [tx, rx] = sluice::sync_channel<counted>(small_bound);
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([tx = tx, p] {
+      threads.emplace_back([sender = tx, p] {
         for (std::int32_t i = 0; i < per_producer; ++i) {
           const std::int32_t v = p * per_producer + i;
           if (i % 3 == 0) {
-            auto permit = tx.reserve();
+            auto permit = sender.reserve();
             ASSERT_TRUE(permit.has_value());
             counted c(v);
             std::move(*permit).send(std::move(c));
@@ -311,7 +311,7 @@ TEST(array_recycling, racing_senders_and_a_pausing_receiver) {
             // message back each time.
             std::optional<counted> c(std::in_place, v);
             for (;;) {
-              auto r = tx.try_send(std::move(*c));
+              auto r = sender.try_send(std::move(*c));
               if (r) break;
               ASSERT_TRUE(r.error().is_full());
               c.emplace(std::move(r.error().value));
@@ -319,7 +319,7 @@ TEST(array_recycling, racing_senders_and_a_pausing_receiver) {
             }
           } else {
             counted c(v);
-            ASSERT_TRUE(tx.send(std::move(c)).has_value());
+            ASSERT_TRUE(sender.send(std::move(c)).has_value());
           }
         }
       });
