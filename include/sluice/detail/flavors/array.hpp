@@ -882,7 +882,7 @@ class array_channel {
   [[gnu::noinline]] slot* install_segment(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i];
     slot* s = entry.load(std::memory_order_acquire);
-    while (s == nullptr || (!is_segment(s) && s != installing() && s != checking())) {
+    while (!is_segment(s) && s != installing() && s != checking()) {  // null or retired
       // acquire (both ways): claiming publishes nothing, the store below
       // does; a failure may read another installer's segment, whose slots
       // we then use.
