@@ -600,26 +600,28 @@ class array_channel {
   // A pending asynchronous receive wakes too (it then receives what is
   // queued, or learns of the disconnection).
   void close() noexcept {
-    if (mark_tail()) {
-      senders_.disconnect();
-      head_.value.ceiling_waiters.disconnect();
-      head_.value.closed_watchers.disconnect();
-      receivers_.disconnect();
-    }
+    if (mark_tail()) wake_all_closed();
   }
 
   // Queued messages are destroyed here, and so is anything a permit sends
-  // later (send_reserved): the seal below comes after every slot claimed
-  // before it, in the tail word's order, so discard_all() sees them all.
+  // later (send_reserved): the seal (receiver_gone_bit, set with the mark in
+  // one read-modify-write) comes after every slot claimed before it, in the
+  // tail word's order, so discard_all() sees them all.
   void disconnect_receivers() noexcept {
-    close();
-    // seq_cst: ordered with every CAS on the tail word (see claim_room).
-    tail_.value.word.fetch_or(receiver_gone_bit, std::memory_order_seq_cst);
+    if (mark_tail(receiver_gone_bit)) wake_all_closed();
     discard_all();
     head_.value.stash.clear();
   }
 
  private:
+  // Every waiter learns of the mark close() or disconnect_receivers() set.
+  void wake_all_closed() noexcept {
+    senders_.disconnect();
+    head_.value.ceiling_waiters.disconnect();
+    head_.value.closed_watchers.disconnect();
+    receivers_.disconnect();
+  }
+
   // The end of every receive: moves head past the written slot `sl` at
   // `head` (first, so that a receive re-entered from the message's own move
   // constructor or destructor reads the next slot), takes the message, then
@@ -893,6 +895,7 @@ class array_channel {
       const std::size_t len = segment_len(i);
       const std::size_t wanted = wanted_stamps(s);
       slot* fresh = take_spare(len);
+      const bool spare = fresh != nullptr;
       try {
         if (fresh == nullptr) fresh = allocate_segment(len);
       } catch (...) {
@@ -900,8 +903,11 @@ class array_channel {
         senders_.notify_all();
         throw;
       }
-      // Every slot of a spare or fresh segment holds one stamp: the first says.
-      if (fresh[0].stamp.load(std::memory_order_relaxed) != wanted) {
+      // Every slot of a spare or fresh segment holds one stamp: the first
+      // says (a fresh one's is 0: not read, it may be a line not cached).
+      const std::size_t held =
+          spare ? fresh[0].stamp.load(std::memory_order_relaxed) : std::size_t{0};
+      if (held != wanted) {
         for (std::size_t k = 0; k < len; ++k) {
           fresh[k].stamp.store(wanted, std::memory_order_relaxed);
         }
@@ -1100,11 +1106,16 @@ class array_channel {
     return next_lap_pos(head) == probe ? readiness::wait : readiness::poll;
   }
 
-  // Returns true if this call marked the tail.
+  // Returns true if this call marked the tail (with `also`, more low bits).
   // seq_cst: totally ordered with every reservation CAS (see claim_room).
-  bool mark_tail() noexcept {
+  // A tail marked already (the other side left or closed first) needs no
+  // read-modify-write: the mark is in the word's order before our load, and
+  // whoever marked woke the waiters.
+  bool mark_tail(std::size_t also = 0) noexcept {
     const std::size_t mark = make_word(mark_bit_, 0);
-    return (tail_.value.word.fetch_or(mark, std::memory_order_seq_cst) & mark) == 0;
+    const std::size_t seen = tail_.value.word.load(std::memory_order_seq_cst);
+    if ((seen & (mark | also)) == (mark | also)) return false;
+    return (tail_.value.word.fetch_or(mark | also, std::memory_order_seq_cst) & mark) == 0;
   }
 
   // Destroys every queued message. Receiver only, after the tail is marked:

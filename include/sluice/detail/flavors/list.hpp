@@ -350,7 +350,11 @@ class list_channel {
   // seq_cst: a sender's reservation CAS and this RMW are totally ordered, so
   // every slot is either reserved before the mark (and then written) or the
   // reservation fails.
+  // A tail marked already (the other side left or closed first) needs no
+  // read-modify-write: the mark is in the word's order before our load, and
+  // whoever marked woke the waiters.
   bool mark_tail() noexcept {
+    if ((tail_.value.index.load(std::memory_order_seq_cst) & mark_bit) != 0) return false;
     return (tail_.value.index.fetch_or(mark_bit, std::memory_order_seq_cst) & mark_bit) == 0;
   }
 
