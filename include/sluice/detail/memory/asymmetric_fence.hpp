@@ -65,8 +65,9 @@ inline fence_mode init_asymmetric_fence() noexcept {
 }
 
 // The frequent side. relaxed: see the invariants (anything but `asymmetric`
-// takes the full fence, which is always correct).
-inline void light_fence() noexcept {
+// takes the full fence, which is always correct). Always inlined: it runs in
+// every send and receive, and left to the compiler it was a call there.
+[[gnu::always_inline]] inline void light_fence() noexcept {
   if (asymmetric_fence_mode.load(std::memory_order_relaxed) == fence_mode::asymmetric) {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the compiler's order
   } else {

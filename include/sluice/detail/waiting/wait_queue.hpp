@@ -192,20 +192,12 @@ class wait_queue {
   // in its re-check. An empty queue is left without taking the lock (most
   // channels die with nobody waiting): the emptiness check is ordered as in
   // notify_one(), so a waiter that registered unseen sees the disconnection.
-  void disconnect() noexcept {
+  // The check is inlined (a channel's disconnection checks four queues);
+  // the wake-ups are a call.
+  [[gnu::always_inline]] void disconnect() noexcept {
     light_fence();
     if (empty_.load(std::memory_order_seq_cst)) return;
-    std::array<wake_token, 16> batch;
-    for (;;) {
-      std::size_t n = 0;
-      {
-        std::lock_guard guard(lock_);
-        n = list_.disconnect_some(batch);
-        empty_.store(list_.empty(), std::memory_order_relaxed);
-      }
-      wake_batch(batch, n);
-      if (n < batch.size()) return;
-    }
+    disconnect_all();
   }
 
   // Wakes the first `n` tokens: threads first, then callbacks, so that a
@@ -222,6 +214,21 @@ class wait_queue {
   }
 
  private:
+  // disconnect()'s wake-ups.
+  [[gnu::noinline]] void disconnect_all() noexcept {
+    std::array<wake_token, 16> batch;
+    for (;;) {
+      std::size_t n = 0;
+      {
+        std::lock_guard guard(lock_);
+        n = list_.disconnect_some(batch);
+        empty_.store(list_.empty(), std::memory_order_relaxed);
+      }
+      wake_batch(batch, n);
+      if (n < batch.size()) return;
+    }
+  }
+
   // notify_one()'s wake-up: out of line, off the senders' and receivers' path.
   [[gnu::noinline]] bool wake_first() noexcept {
     claimed_entry c;
