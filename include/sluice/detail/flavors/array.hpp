@@ -1110,7 +1110,8 @@ class array_channel {
   // seq_cst: totally ordered with every reservation CAS (see claim_room).
   // A tail marked already (the other side left or closed first) needs no
   // read-modify-write: the mark is in the word's order before our load, and
-  // whoever marked woke the waiters.
+  // whoever marked woke the waiters there can be (the last sender leaving
+  // wakes only the receiver: nobody else waits without a sender handle).
   bool mark_tail(std::size_t also = 0) noexcept {
     const std::size_t mark = make_word(mark_bit_, 0);
     const std::size_t seen = tail_.value.word.load(std::memory_order_seq_cst);

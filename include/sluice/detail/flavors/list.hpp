@@ -352,7 +352,8 @@ class list_channel {
   // reservation fails.
   // A tail marked already (the other side left or closed first) needs no
   // read-modify-write: the mark is in the word's order before our load, and
-  // whoever marked woke the waiters.
+  // whoever marked woke the waiters there can be (the last sender leaving
+  // wakes only the receiver: nobody else waits without a sender handle).
   bool mark_tail() noexcept {
     if ((tail_.value.index.load(std::memory_order_seq_cst) & mark_bit) != 0) return false;
     return (tail_.value.index.fetch_or(mark_bit, std::memory_order_seq_cst) & mark_bit) == 0;
