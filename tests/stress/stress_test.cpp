@@ -228,3 +228,57 @@ TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
   }
   EXPECT_EQ(check.leaked(), 0);
 }
+
+// A ring of 256 slots or more frees slots with a release store (no seq_cst
+// head store), and a sender about to sleep on the full ring re-checks after
+// a heavy fence: no wake-up may be lost. Producers outrun a receiver that
+// stalls every 200 messages (so they sleep on the full ring again and
+// again) and that alternates recv, try_recv and recv_many; every message
+// arrives once, in order per producer, and is destroyed once. A lost
+// wake-up hangs the test.
+TEST(stress_bounded_light_head, senders_sleeping_on_a_full_ring_are_woken) {
+  for (const std::size_t cap : {std::size_t{256}, std::size_t{300}}) {
+    const std::int64_t producers = 4;
+    const std::int64_t per = 5000 * sluice_test::stress_scale();
+    leak_check check;
+    {
+      auto [tx, rx] = sluice::sync_channel<counted>(cap);
+      std::vector<std::jthread> threads;
+      for (std::int64_t p = 0; p < producers; ++p) {
+        threads.emplace_back([sender = tx, p, per] {
+          for (std::int64_t i = 0; i < per; ++i) {
+            ASSERT_TRUE(sender.send(counted(encode(p, i))));
+          }
+        });
+      }
+      tx = {};
+      std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
+      std::int64_t total = 0;
+      const auto take = [&](const counted& m) {
+        const std::int64_t v = m.value();
+        const auto p = static_cast<std::size_t>(v / 1'000'000'000);
+        ASSERT_LT(p, next.size());
+        ASSERT_EQ(v % 1'000'000'000, next[p]) << "producer " << p;
+        ++next[p];
+        ++total;
+      };
+      for (std::int64_t round = 0;; ++round) {
+        if (round % 200 == 0) std::this_thread::sleep_for(200us);  // the senders fill the ring
+        if (round % 3 == 0) {
+          auto m = rx.recv();
+          if (!m) break;
+          take(*m);
+        } else if (round % 3 == 1) {
+          if (auto m = rx.try_recv()) take(*m);
+        } else {
+          std::vector<counted> batch;
+          rx.recv_many(batch, 7);
+          for (const counted& m : batch) take(m);
+        }
+        if (::testing::Test::HasFatalFailure()) break;
+      }
+      EXPECT_EQ(total, producers * per) << "capacity " << cap;
+    }
+    EXPECT_EQ(check.leaked(), 0);
+  }
+}
