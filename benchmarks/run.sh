@@ -60,47 +60,57 @@ run() {  # run <label> <command...>: appends its CSV lines to raw.csv
     echo "$label: $why" >> "$failed"
   fi
 }
-# The 100k pass: after a program's normal run, its seq, spsc and mpsc rows
-# again at 100,000 messages (5,000 for bounded0/bounded1; --smoke: 2,000),
-# renamed seq_100k, spsc_100k, mpsc_100k, so short-lived channels (creation
-# and thread start weigh more) are seen in every run. --rows takes exact row
-# names (--only would also run mpsc_x*, spsc_recv_many, ...). Not for the
-# pinned or memory runs.
-if [ "$mode" = --smoke ]; then short_messages=2000; else short_messages=100000; fi
-short() {  # short <label> <command...>: appends the renamed rows to raw.csv
-  local label=$1; shift
-  run "$label 100k" bash -c '"$@" | awk -F, "BEGIN{OFS=\",\"} \$1==\"seq\"||\$1==\"spsc\"||\$1==\"mpsc\" {\$1=\$1\"_100k\"} {print}"; exit ${PIPESTATUS[0]}' \
-    short "$@" $flag --messages "$short_messages" --rows seq,spsc,mpsc
-}
-for p in "${cpp_peers[@]}"; do
-  run "$p" "$bin/bench_$p" $flag
-  short "$p" "$bin/bench_$p"
-done
-# sluice's coroutine forms (peers sluice-coro and sluice-coro-core, one
-# program), built only when Asio is installed.
+# Every program that runs OS threads or coroutines on its own pool (not the
+# pinned runs): label, then command. sluice's coroutine forms (peers
+# sluice-coro and sluice-coro-core, one program) exist only when Asio is
+# installed.
+programs=()
+for p in "${cpp_peers[@]}"; do programs+=("$p" "$bin/bench_$p"); done
 have_coro=0
 if [ -x "$bin/bench_sluice_async" ]; then
   have_coro=1
-  run sluice-coro "$bin/bench_sluice_async" $flag
-  short sluice-coro "$bin/bench_sluice_async"
+  programs+=(sluice-coro "$bin/bench_sluice_async")
 else
   echo "no sluice-coro benchmark (Asio missing)" >&2
 fi
+if [ $have_rust = 1 ]; then programs+=(rust-std "$out/bench_rust"); fi
+if [ $have_go = 1 ]; then programs+=(go "$out/bench_go"); fi
+# Interleaved: one group of rows at a time, every program in turn, so that
+# all peers of a row run within seconds of each other. The host's speed
+# drifts over minutes (a whole program once ran its seq rows 1.5x slower
+# than the table before, the code unchanged): run program by program, a
+# slow phase fell on one peer's rows and not on its rival's. A group is a
+# prefix of row names (--only): a row starting with none of these is not
+# run (add its prefix here).
+row_groups=(seq spsc mpsc select pingpong drain payload mixed lifecycle)
+for g in "${row_groups[@]}"; do
+  for ((i = 0; i < ${#programs[@]}; i += 2)); do
+    run "${programs[i]} ($g rows)" "${programs[i + 1]}" $flag --only "$g"
+  done
+done
+# The 100k pass: seq, spsc and mpsc again at 100,000 messages (5,000 for
+# bounded0/bounded1; --smoke: 2,000), renamed seq_100k, spsc_100k,
+# mpsc_100k, so short-lived channels (creation and thread start weigh more)
+# are seen in every run; interleaved the same way. --rows takes exact row
+# names (--only would also run mpsc_x*, spsc_recv_many, ...).
+if [ "$mode" = --smoke ]; then short_messages=2000; else short_messages=100000; fi
+short() {  # short <label> <command...>: appends the renamed rows to raw.csv
+  local label=$1; shift
+  run "$label" bash -c '"$@" | awk -F, "BEGIN{OFS=\",\"} \$1==\"seq\"||\$1==\"spsc\"||\$1==\"mpsc\" {\$1=\$1\"_100k\"} {print}"; exit ${PIPESTATUS[0]}' \
+    short "$@" $flag --messages "$short_messages"
+}
+for r in seq spsc mpsc; do
+  for ((i = 0; i < ${#programs[@]}; i += 2)); do
+    short "${programs[i]} ($r rows, 100k)" "${programs[i + 1]}" --rows "$r"
+  done
+done
 # Asio, sluice's coroutines and Go schedule coroutines/goroutines on their own
 # thread pools: their pinned ping-pong rows run the whole process on CPU 0.
 if [ -x "$bin/bench_asio" ]; then run "asio (pinned to CPU 0)" taskset -c 0 "$bin/bench_asio" $flag --pinned; fi
 if [ $have_coro = 1 ]; then
   run "sluice-coro (pinned to CPU 0)" taskset -c 0 "$bin/bench_sluice_async" $flag --pinned
 fi
-if [ $have_rust = 1 ]; then
-  run rust-std "$out/bench_rust" $flag
-  short rust-std "$out/bench_rust"
-fi
-if [ $have_go = 1 ]; then
-  run go "$out/bench_go" $flag
-  short go "$out/bench_go"
-  run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned
-fi
+if [ $have_go = 1 ]; then run "go (pinned to CPU 0)" taskset -c 0 "$out/bench_go" $flag --pinned; fi
 # Heap bytes come from the counting-allocator builds; resident memory from the
 # plain ones, so the counter's block headers do not inflate RSS. A memory
 # program measures once per process (a fresh heap each time), so it runs
