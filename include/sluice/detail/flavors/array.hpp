@@ -12,9 +12,18 @@
 //   their only segment up front, so their send path never allocates; a ring
 //   that fits in one cache line is a line of the channel itself, and so is
 //   a segment table that fits there (no allocation of their own).
-//   Segments of large channels (>= 64 KiB) are mapped from the OS populated,
-//   in one system call instead of one page fault per 4 KiB. When the
-//   channel is destroyed, whole segments of a page or more go to the
+//   Segments of large channels (>= 64 KiB) of a ring up to 32 MiB are
+//   carved, as they are installed, from one block the constructor takes
+//   from the allocator (the arena; its pages are touched only as segments
+//   are carved, each faulted in by one system call where the OS allows),
+//   so that the allocator hands a destroyed channel's ring to the next
+//   channel as it hands Rust's std its ring: glibc keeps a freed block of up
+//   to 32 MiB for the next request of its size (its dynamic mapping
+//   threshold), and fresh pages cost a fault and a zeroed page each.
+//   Segments of larger rings are mapped from the OS populated, in one
+//   system call instead of one page fault per 4 KiB. When the channel is
+//   destroyed, its arena goes back to the allocator whole; other whole
+//   segments of a page or more go to the
 //   destroying thread's own chunk (one 4 KiB segment, memory/thread_chunk.hpp)
 //   or the process's chunk cache (2 MiB by default, memory/chunk_cache.hpp),
 //   for the next channel that needs that size; the rest go back to the heap
@@ -183,6 +192,13 @@ class array_channel {
   static constexpr std::size_t max_segments = 256;
   static constexpr std::size_t max_segment_bytes = 1024 * 1024;
   static constexpr std::size_t mapped_segment_bytes = 64 * 1024;
+  // A ring of large segments whose slots take at most this many bytes
+  // carves them from one allocation of its own (the arena), made by the
+  // constructor, instead of mapping each: see "Large rings" in the header.
+  // 32 MiB: glibc's largest dynamic mapping threshold on 64-bit systems; a
+  // larger block is always mapped and unmapped by the allocator, so it
+  // would gain nothing over mapping populated segments.
+  static constexpr std::size_t arena_max_bytes = std::size_t{32} << 20;
   // From this bound on, a receive frees its slot for the waiting senders
   // with a release store and a light fence instead of a seq_cst store (an
   // xchg: measured, ~15% of a fill-and-drain of bounded(100'000) in one
@@ -230,6 +246,18 @@ class array_channel {
       // null: not installed yet. The second half is the spare stack.
       recycles_ = true;
       segments_ = new std::atomic<slot*>[2 * seg_count_]();
+      if (mapped_ && arena_bytes() <= arena_max_bytes) {
+        // Last: nothing after it can throw (the destructor would not run).
+        // Allocation only: the allocator maps a fresh block lazily, and the
+        // segments are cleared one by one as they are installed.
+        try {
+          tail_.value.arena = static_cast<slot*>(arena_allocate(arena_bytes()));
+        } catch (...) {
+          delete[] segments_;
+          throw;
+        }
+        mapped_ = false;
+      }
     }
   }
 
@@ -246,6 +274,7 @@ class array_channel {
     for (std::size_t k = 0; k < tail_.value.spare_count; ++k) {
       free_segment(segments_[seg_count_ + k].load(std::memory_order_relaxed), per, per);
     }
+    if (tail_.value.arena != nullptr) arena_free(tail_.value.arena, arena_bytes());
     if (!table_in_channel()) delete[] segments_;
   }
 
@@ -592,6 +621,12 @@ class array_channel {
   }
 
   // Tests only: segments the channel holds (installed or spare).
+  // How many segments were carved from the arena; nullopt without one.
+  [[nodiscard]] std::optional<std::size_t> arena_carved_for_testing() noexcept {
+    if (tail_.value.arena == nullptr) return std::nullopt;
+    std::lock_guard lock(tail_.value.spare_lock);
+    return tail_.value.arena_carved;
+  }
   [[nodiscard]] std::size_t segments_held_for_testing() noexcept {
     std::size_t n = 0;
     for (std::size_t i = 0; i < seg_count_; ++i) {
@@ -781,7 +816,13 @@ class array_channel {
   // chunk cache (thread_chunk.hpp), or on the heap, or mapped. Throws std::bad_alloc.
   slot* allocate_segment(std::size_t len) {
     const std::size_t bytes = len * sizeof(slot);
-    void* raw = cacheable(len) ? take_zeroed_chunk(bytes, chunk_source()) : nullptr;
+    void* raw = carve_from_arena();
+    if (raw != nullptr) {
+      populate_pages(raw, bytes);
+      std::memset(raw, 0, bytes);
+      return start_lifetime_of_slots(raw, bytes);
+    }
+    raw = cacheable(len) ? take_zeroed_chunk(bytes, chunk_source()) : nullptr;
     bool zeroed = raw != nullptr;
     if (raw == nullptr && mapped_) {
       raw = map_pages(bytes);
@@ -808,7 +849,7 @@ class array_channel {
   // (trivially destructible: nothing to end) and whose slots past the first
   // `written` are still zero. Destructor only.
   void free_segment(slot* s, std::size_t len, std::size_t written) noexcept {
-    if (static_cast<void*>(s) == ring_line_.value.bytes) return;
+    if (static_cast<void*>(s) == ring_line_.value.bytes || in_arena(s)) return;
     const std::size_t bytes = len * sizeof(slot);
     if (cacheable(len)) {
       put_chunk(s, bytes, chunk_source(), written * sizeof(slot));  // kept or freed
@@ -819,6 +860,29 @@ class array_channel {
     } else {
       heap_free(s, bytes);
     }
+  }
+
+  // The arena's next segment-sized piece, or null (no arena, or all carved:
+  // with recycling, a sender that found the spare stack empty a moment
+  // before the receiver pushed a segment onto it allocates one more, so the
+  // ring's segments may outnumber its table entries). The arena's pieces
+  // are the size of a whole segment; a short last segment takes a whole one.
+  void* carve_from_arena() noexcept {
+    slot* arena = tail_.value.arena;
+    if (arena == nullptr) return nullptr;
+    std::lock_guard lock(tail_.value.spare_lock);
+    if (tail_.value.arena_carved == seg_count_) return nullptr;
+    return arena + (tail_.value.arena_carved++ << seg_shift_);
+  }
+  [[nodiscard]] bool in_arena(const slot* s) const noexcept {
+    const slot* arena = tail_.value.arena;
+    // Compared as integers: pointers into different objects do not order.
+    const auto at = reinterpret_cast<std::uintptr_t>(s);
+    const auto first = reinterpret_cast<std::uintptr_t>(arena);
+    return arena != nullptr && at >= first && at < first + arena_bytes();
+  }
+  [[nodiscard]] std::size_t arena_bytes() const noexcept {
+    return (seg_count_ << seg_shift_) * sizeof(slot);
   }
 
   // How many leading slots of segment `i` were ever written (the rest are
@@ -852,6 +916,22 @@ class array_channel {
       ::operator delete(p, bytes);
     } else {
       ::operator delete(p, bytes, std::align_val_t{heap_align});
+    }
+  }
+
+  // The arena comes from the allocator's plain path when the slots allow:
+  // an over-aligned request asks for more than the block it gets back, so
+  // the block a channel freed would be too small for the next channel's
+  // (measured: each channel then grew the heap by its whole ring).
+  static void* arena_allocate(std::size_t bytes) {
+    if constexpr (plain_new_fits) return ::operator new(bytes);
+    return ::operator new(bytes, std::align_val_t{alignof(slot)});
+  }
+  static void arena_free(void* p, std::size_t bytes) noexcept {
+    if constexpr (plain_new_fits) {
+      ::operator delete(p, bytes);
+    } else {
+      ::operator delete(p, bytes, std::align_val_t{alignof(slot)});
     }
   }
 
@@ -1196,6 +1276,11 @@ class array_channel {
     // A segment was retired: segments may serve any index (slots_written).
     // Read by the destructor only.
     bool recycled = false;
+    // The arena of a large ring, or null (set by the constructor), and how
+    // many segments were carved from it (under spare_lock): installing
+    // senders, already here.
+    slot* arena = nullptr;
+    std::size_t arena_carved = 0;
   };
   cache_padded<sender_side> tail_;  // senders
   // The whole ring of a channel whose slots fit in one line (bounded(1) to

@@ -1,0 +1,128 @@
+// The bounded flavor's arena: a ring of large segments (64 KiB or more) of up
+// to 32 MiB carves them from one block of the allocator's as they are
+// installed, so the next channel like it runs on the memory the allocator
+// kept. A block handed on is not zeroed: every segment carved from it must
+// start empty, whatever the last channel left there; messages left in a
+// dropped channel are destroyed once; over-aligned messages keep their
+// alignment; racing senders and a recycling receiver count every message.
+#include <sluice/detail/flavors/array.hpp>
+#include <sluice/sluice.hpp>
+
+#include "../support/counted.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using sluice::detail::array_channel;
+using counted = sluice_test::basic_counted<std::int32_t>;  // 8 bytes
+using sluice_test::leak_check;
+
+// 8-byte messages take 16-byte slots: bound 1'000'000 has 245 segments of
+// 4096 slots (64 KiB), a 16 MiB arena; bound 100'000 has 8 KiB segments
+// (no arena); bound 3'000'000 would need 48 MiB (mapped segments instead).
+constexpr std::size_t arena_bound = 1'000'000;
+
+TEST(array_arena, only_rings_of_large_segments_up_to_32_mib_have_one) {
+  array_channel<std::uint64_t> large(arena_bound);
+  ASSERT_TRUE(large.arena_carved_for_testing().has_value());
+  EXPECT_EQ(*large.arena_carved_for_testing(), 0u);  // nothing touched yet
+  std::uint64_t v = 7;
+  ASSERT_TRUE(large.try_send(std::move(v)).has_value());
+  EXPECT_EQ(*large.arena_carved_for_testing(), 1u);
+  EXPECT_EQ(large.try_recv().value(), 7u);
+
+  array_channel<std::uint64_t> medium(100'000);
+  EXPECT_FALSE(medium.arena_carved_for_testing().has_value());
+  array_channel<std::uint64_t> huge(3'000'000);
+  EXPECT_FALSE(huge.arena_carved_for_testing().has_value());
+}
+
+// Channel after channel on what may be the same block: the first is left
+// holding messages in every segment, each next one must still see an empty
+// ring, fill it to its bound exactly and give back what it was given.
+TEST(array_arena, a_channel_on_a_reused_block_starts_empty) {
+  leak_check leaks;
+  for (std::int32_t round = 0; round < 3; ++round) {
+    array_channel<counted> ch(arena_bound);
+    EXPECT_EQ(ch.len(), 0u);
+    EXPECT_FALSE(ch.try_recv().has_value());
+    for (std::size_t i = 0; i < arena_bound; ++i) {
+      counted c(static_cast<std::int32_t>(i) ^ round);
+      ASSERT_TRUE(ch.try_send(std::move(c)).has_value()) << "round " << round << " slot " << i;
+    }
+    counted extra(-1);
+    EXPECT_TRUE(ch.try_send(std::move(extra)).error().is_full());
+    EXPECT_EQ(*ch.arena_carved_for_testing(), 245u);
+    // Receive all but the last 100'000: those are destroyed with the channel.
+    for (std::size_t i = 0; i + 100'000 < arena_bound; ++i) {
+      ASSERT_EQ(ch.try_recv().value().value(), static_cast<std::int32_t>(i) ^ round);
+    }
+    EXPECT_EQ(ch.len(), 100'000u);
+    ch.disconnect_receivers();  // as the receiver's handle does: destroys them
+  }
+  EXPECT_EQ(leaks.leaked(), 0);
+}
+
+// Slots of 128 bytes: bound 200'000 has segments of 1024 slots (128 KiB), a
+// 25 MiB arena, which then comes from the allocator's aligned path.
+struct alignas(64) wide {
+  std::uint64_t value;
+};
+
+TEST(array_arena, over_aligned_messages) {
+  for (int round = 0; round < 2; ++round) {
+    array_channel<wide> ch(200'000);
+    ASSERT_TRUE(ch.arena_carved_for_testing().has_value());
+    for (std::uint64_t i = 0; i < 200'000; ++i) {
+      wide w{i * 3 + static_cast<std::uint64_t>(round)};
+      ASSERT_TRUE(ch.try_send(std::move(w)).has_value());
+    }
+    for (std::uint64_t i = 0; i < 200'000; ++i) {
+      ASSERT_EQ(ch.try_recv().value().value, i * 3 + static_cast<std::uint64_t>(round));
+    }
+  }
+}
+
+// Four producers stream through a ring of 147 arena segments whose receiver
+// retires what it empties (spares), lap after lap; the receiver pauses now
+// and then so the ring fills. Every message once, in order per producer,
+// each destroyed once; never more segments carved than the ring has.
+TEST(array_arena, racing_senders_through_recycled_arena_segments) {
+  constexpr int producers = 4;
+  constexpr std::int32_t per_producer = 250'000;
+  leak_check leaks;
+  {
+    auto [tx, rx] = sluice::sync_channel<counted>(600'000);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p] {
+        for (std::int32_t i = 0; i < per_producer; ++i) {
+          counted c(p * per_producer + i);
+          ASSERT_TRUE(sender.send(std::move(c)).has_value());
+        }
+      });
+    }
+    tx = {};
+    std::vector<std::int32_t> next(producers, 0);
+    std::int32_t received = 0;
+    while (auto r = rx.recv()) {
+      const std::int32_t v = r->value();
+      const auto p = static_cast<std::size_t>(v / per_producer);
+      ASSERT_LT(p, next.size());
+      ASSERT_EQ(v % per_producer, next[p]++) << "producer " << p;
+      if (++received % 250'000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(received, producers * per_producer);
+  }
+  EXPECT_EQ(leaks.leaked(), 0);
+}
+
+}  // namespace
