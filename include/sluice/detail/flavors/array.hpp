@@ -194,20 +194,11 @@ class array_channel {
   static constexpr std::size_t mapped_segment_bytes = 64 * 1024;
   // A ring of large segments whose slots take at most this many bytes
   // carves them from one allocation of its own (the arena), made by the
-  // constructor, instead of mapping each: see "Large rings" in the header.
+  // constructor, instead of mapping each (see the header).
   // 32 MiB: glibc's largest dynamic mapping threshold on 64-bit systems; a
   // larger block is always mapped and unmapped by the allocator, so it
   // would gain nothing over mapping populated segments.
   static constexpr std::size_t arena_max_bytes = std::size_t{32} << 20;
-  // From this bound on, a receive frees its slot for the waiting senders
-  // with a release store and a light fence instead of a seq_cst store (an
-  // xchg: measured, ~15% of a fill-and-drain of bounded(100'000) in one
-  // thread); a sender about to sleep on a full ring then pays a heavy fence
-  // (memory/asymmetric_fence.hpp, a system call). A sender of a large ring
-  // sleeps at most once per many messages (each wake-up finds the slots the
-  // receiver freed meanwhile); one of a small ring may sleep once per
-  // message, so small rings keep the seq_cst store.
-  static constexpr std::size_t light_head_capacity = 256;
 
  public:
   using value_type = T;
@@ -226,7 +217,6 @@ class array_channel {
     seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
     seg_count_ = (cap_ + per - 1) / per;
     mapped_ = per * sizeof(slot) >= mapped_segment_bytes;
-    light_head_ = cap_ >= light_head_capacity;
     if (seg_count_ == 1) {
       // One segment: its table entry lives in the channel (one allocation
       // fewer for every small channel), and it is allocated now, in the
@@ -470,9 +460,11 @@ class array_channel {
       // for room and re-checks head with a seq_cst load (room_readiness),
       // against senders_.notify_one()'s seq_cst load below: the Dekker pair
       // that rules out a lost wake-up. (On the receiver's own cache line,
-      // where a full barrier is cheapest.) A light-head ring stores with
-      // release instead: notify_one()'s light fence then pairs with that
-      // sender's heavy fence.
+      // where a full barrier is cheapest.) Not a release store paired
+      // with notify_one()'s light fence: a sender would then need the heavy
+      // fence (a system call) each time it is about to sleep on a full ring,
+      // and a coroutine sender resumed by each receive sleeps once per
+      // message (measured: 17x the time per message).
       std::expected<T, E> result(
           std::in_place,
           take_written<std::memory_order_seq_cst>(s[index & seg_mask()], head, index));
@@ -677,11 +669,7 @@ class array_channel {
   // time in one build (measured, drain row).
   template <std::memory_order HeadOrder>
   [[gnu::always_inline]] T take_written(slot& sl, std::size_t head, std::size_t index) noexcept {
-    if (HeadOrder == std::memory_order_seq_cst && light_head_) {
-      head_.value.pos.store(next_pos(head), std::memory_order_release);  // see light_head_
-    } else {
-      head_.value.pos.store(next_pos(head), HeadOrder);
-    }
+    head_.value.pos.store(next_pos(head), HeadOrder);
     const bool outer_taking = head_.value.taking;
     head_.value.taking = true;
     T msg = sl.msg.take();  // user code; the slot stays ours
@@ -1197,11 +1185,9 @@ class array_channel {
     // Full (room_at's case). If head has not passed the slot, room comes
     // with the receiver's seq_cst head store, followed by its notify
     // (Dekker); if it has, the receiver is taking the message out (user
-    // code) and frees the slot with a release store: poll. A light-head
-    // ring's head store is a release store too: poll (the heavy fence
-    // pairs with the light fence of the receiver's notify).
+    // code) and frees the slot with a release store: poll.
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    return next_lap_pos(head) == probe && !light_head_ ? readiness::wait : readiness::poll;
+    return next_lap_pos(head) == probe ? readiness::wait : readiness::poll;
   }
 
   // Returns true if this call marked the tail (with `also`, more low bits).
@@ -1304,9 +1290,6 @@ class array_channel {
   unsigned seg_shift_ = 0;
   bool mapped_ = false;  // segments come from map_pages, not the heap
   bool recycles_ = false;  // emptied segments are retired (a table of its own)
-  // A receive moves head with a release store, not a seq_cst one; a sender
-  // that waits for room then re-checks after a heavy fence (room_readiness).
-  bool light_head_ = false;
   std::size_t seg_count_ = 0;
   // The segment table, installed by senders (and, in a ring that recycles,
   // retired by the receiver, see the header): only_segment_
