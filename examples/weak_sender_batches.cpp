@@ -22,16 +22,7 @@ using event = std::variant<work_done, heartbeat>;
 
 int main() {
   auto [tx, rx] = sluice::sync_channel<event>(64);
-
-  std::jthread ticker([weak = tx.downgrade()] {
-    for (;;) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      auto strong = weak.upgrade();  // nullopt once every worker has finished
-      if (!strong) break;
-      (void)strong->send(heartbeat{});
-    }
-    std::puts("ticker: no worker left, stopping");
-  });
+  auto weak = tx.downgrade();
 
   std::vector<std::jthread> workers;
   for (int w = 0; w < 3; ++w) {
@@ -42,7 +33,18 @@ int main() {
       }
     });
   }
+  // Counted before the ticker starts: its upgrade() would briefly add one.
   std::printf("senders: %zu strong, %zu weak\n", tx.strong_count(), tx.weak_count());
+
+  std::jthread ticker([weak = std::move(weak)] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      auto strong = weak.upgrade();  // nullopt once every worker has finished
+      if (!strong) break;
+      (void)strong->send(heartbeat{});
+    }
+    std::puts("ticker: no worker left, stopping");
+  });
   tx = {};  // main's sender goes: only the workers keep the channel open
 
   int items = 0;
