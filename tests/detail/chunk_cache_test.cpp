@@ -188,7 +188,9 @@ TEST(chunk_cache, a_channel_after_one_whose_positions_wrapped_starts_empty) {
 // still holds the old channel's stamps and messages), and counts each
 // message's destructor exactly once.
 TEST(chunk_cache, a_channel_on_reused_memory_starts_empty) {
-  constexpr std::size_t bound = 100'000;
+  // 40-byte slots: 1.6 MB of 10 KiB segments, within the cache's ceiling
+  // (a larger ring would carve its segments from an arena of its own).
+  constexpr std::size_t bound = 40'000;
   for (int round = 0; round < 4; ++round) {
     auto [tx, rx] = sluice::sync_channel<std::string>(bound);
     for (std::size_t i = 0; i < bound; ++i) {

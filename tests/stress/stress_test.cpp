@@ -229,13 +229,13 @@ TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
   EXPECT_EQ(check.leaked(), 0);
 }
 
-// A ring of 256 slots or more frees slots with a release store (no seq_cst
-// head store), and a sender about to sleep on the full ring re-checks after
-// a heavy fence: no wake-up may be lost. Producers outrun a receiver that
-// stalls every 200 messages (so they sleep on the full ring again and
-// again) and that alternates recv, try_recv and recv_many; every message
-// arrives once, in order per producer, and is destroyed once. A lost
-// wake-up hangs the test.
+// A receive frees its slot with a release head store until a sender first
+// waits for room (the light head, array.hpp), and with a seq_cst one from
+// then on: no wake-up may be lost on either side of that switch. Producers
+// outrun a receiver that stalls every 200 messages (so they sleep on the
+// full ring again and again) and that alternates recv, try_recv and
+// recv_many; every message arrives once, in order per producer, and is
+// destroyed once. A lost wake-up hangs the test.
 TEST(stress_bounded_light_head, senders_sleeping_on_a_full_ring_are_woken) {
   for (const std::size_t cap : {std::size_t{256}, std::size_t{300}}) {
     const std::int64_t producers = 4;
@@ -281,4 +281,36 @@ TEST(stress_bounded_light_head, senders_sleeping_on_a_full_ring_are_woken) {
     }
     EXPECT_EQ(check.leaked(), 0);
   }
+}
+
+// The switch itself, many times: each new channel starts light, and its
+// first sender to wait for room asks for the seq_cst store while receives
+// run. Channels of 1, 2, 5 and 64 slots, three producers each, a receiver
+// that starts late (the senders fill the ring and wait at once); every
+// message once, in order per producer. A wake-up lost around the switch
+// hangs the test.
+TEST(stress_bounded_light_head, the_switch_to_seq_cst_loses_no_wake_up) {
+  const std::int64_t channels = 400 * sluice_test::stress_scale();
+  constexpr std::int64_t producers = 3;
+  constexpr std::int64_t per = 200;
+  leak_check check;
+  for (std::int64_t c = 0; c < channels; ++c) {
+    constexpr std::array<std::size_t, 4> caps{1, 2, 5, 64};
+    const std::size_t cap = caps[static_cast<std::size_t>(c % 4)];
+    auto [tx, rx] = sluice::sync_channel<counted>(cap);
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p] {
+        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(counted(encode(p, i))));
+      });
+    }
+    tx = {};
+    if (c % 2 == 0) std::this_thread::sleep_for(100us);
+    SCOPED_TRACE(::testing::Message() << "channel " << c);
+    std::int64_t total = 0;
+    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    ASSERT_EQ(total, producers * per);
+  }
+  EXPECT_EQ(check.leaked(), 0);
 }

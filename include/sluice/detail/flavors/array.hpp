@@ -12,10 +12,12 @@
 //   their only segment up front, so their send path never allocates; a ring
 //   that fits in one cache line is a line of the channel itself, and so is
 //   a segment table that fits there (no allocation of their own).
-//   Segments of large channels (>= 64 KiB) of a ring up to 32 MiB are
-//   carved, as they are installed, from one block the constructor takes
-//   from the allocator (the arena; its pages are touched only as segments
-//   are carved, each faulted in by one system call where the OS allows),
+//   Segments of a ring up to 32 MiB whose segments are large (>= 64 KiB)
+//   or whose slots outgrow the chunk cache (2 MiB by default) are carved,
+//   as they are installed, from one block the constructor takes from the
+//   allocator (the arena; its pages are touched only as segments are
+//   carved, faulted in by windows of 256 KiB or a segment, one system call
+//   each where the OS allows),
 //   so that the allocator hands a destroyed channel's ring to the next
 //   channel as it hands Rust's std its ring: glibc keeps a freed block of up
 //   to 32 MiB for the next request of its size (its dynamic mapping
@@ -84,6 +86,24 @@
 //   written in a later lap, and every slot from the tail's index on is
 //   still all zero (a tail in lap 1 with the flag still clear has passed
 //   every slot), unless a segment was ever retired (tail_.recycled).
+//
+// Light head. A receive moves head with a release store, and its notify's
+// light fence (memory/asymmetric_fence.hpp) stands in for the full barrier
+// of the Dekker pair with a sender that registered to wait for room; such
+// a sender then re-checks after a heavy fence (a system call) before it
+// sleeps. Senders that wait often (a coroutine sender resumed by each
+// receive sleeps once per message) would pay that every time, so the first
+// sender that is about to wait asks (head_mode: light -> asked), and from
+// the receiver's next receive on, head moves with a seq_cst store (asked ->
+// fenced, stored after that receive's head store). A sender that reads
+// `fenced` (acquire, before it reads head) sees every light receive's head
+// store (not always its slot's release: a light receive whose message's
+// code re-entered a receive frees its slot after that inner receive
+// stored `fenced`), so it needs no heavy fence: the slot it waits for is
+// freed by a receive that is either a light one (head has passed the
+// slot: it polls) or a fenced one (the seq_cst Dekker pair). A channel whose
+// senders never wait for room (a producer that never fills the ring, one
+// thread filling and draining) never pays a full barrier in its receives.
 //
 // Recycling (rings whose table is an array of their own). A table entry is
 //   null            never installed: the next use is lap 0 (stamps 0)
@@ -192,13 +212,23 @@ class array_channel {
   static constexpr std::size_t max_segments = 256;
   static constexpr std::size_t max_segment_bytes = 1024 * 1024;
   static constexpr std::size_t mapped_segment_bytes = 64 * 1024;
-  // A ring of large segments whose slots take at most this many bytes
-  // carves them from one allocation of its own (the arena), made by the
-  // constructor, instead of mapping each (see the header).
+  // A ring with a segment table of its own whose slots take at most
+  // arena_max_bytes, and either large segments or more bytes than the chunk
+  // cache holds (so a destroyed ring's segments could not all be kept for
+  // the next ring like it), carves its segments from one allocation of its
+  // own (the arena), made by the constructor (see the header).
   // 32 MiB: glibc's largest dynamic mapping threshold on 64-bit systems; a
   // larger block is always mapped and unmapped by the allocator, so it
   // would gain nothing over mapping populated segments.
   static constexpr std::size_t arena_max_bytes = std::size_t{32} << 20;
+  static constexpr std::size_t arena_min_bytes = chunk_cache::ceiling;
+  // The arena's pages are faulted in by windows of at least this many bytes
+  // (a system call per 4 KiB segment would cost more than it saves).
+  static constexpr std::size_t arena_populate_bytes = 256 * 1024;
+  // receiver_side::head_mode's values.
+  static constexpr std::uint8_t head_light = 0;
+  static constexpr std::uint8_t head_fence_asked = 1;
+  static constexpr std::uint8_t head_fenced = 2;
 
  public:
   using value_type = T;
@@ -236,7 +266,7 @@ class array_channel {
       // null: not installed yet. The second half is the spare stack.
       recycles_ = true;
       segments_ = new std::atomic<slot*>[2 * seg_count_]();
-      if (mapped_ && arena_bytes() <= arena_max_bytes) {
+      if ((mapped_ || arena_bytes() > arena_min_bytes) && arena_bytes() <= arena_max_bytes) {
         // Last: nothing after it can throw (the destructor would not run).
         // Allocation only: the allocator maps a fresh block lazily, and the
         // segments are cleared one by one as they are installed.
@@ -456,15 +486,13 @@ class array_channel {
     const std::size_t stamp =
         (s != nullptr ? s[index & seg_mask()].stamp.load(std::memory_order_acquire) : 0) + index;
     if (stamp == head + 1) {
-      // seq_cst head store: pairs with a sender that registered as waiting
-      // for room and re-checks head with a seq_cst load (room_readiness),
-      // against senders_.notify_one()'s seq_cst load below: the Dekker pair
-      // that rules out a lost wake-up. (On the receiver's own cache line,
-      // where a full barrier is cheapest.) Not a release store paired
-      // with notify_one()'s light fence: a sender would then need the heavy
-      // fence (a system call) each time it is about to sleep on a full ring,
-      // and a coroutine sender resumed by each receive sleeps once per
-      // message (measured: 17x the time per message).
+      // The head store pairs with a sender that registered as waiting for
+      // room and re-checks head (room_readiness), against
+      // senders_.notify_one()'s check below: the Dekker pair that rules out
+      // a lost wake-up. A release store (then notify_one()'s light fence
+      // pairs with that sender's heavy fence) until a sender first waits
+      // for room, a seq_cst one from then on (see "Light head" in the
+      // header).
       std::expected<T, E> result(
           std::in_place,
           take_written<std::memory_order_seq_cst>(s[index & seg_mask()], head, index));
@@ -667,9 +695,27 @@ class array_channel {
   // frees the slot. `HeadOrder` is the caller's (see its Dekker pair).
   // Always inlined: left to the compiler, a bounded recv_many took 1.4x the
   // time in one build (measured, drain row).
+  // seq_cst asks for the Dekker pair of a single receive: a release store
+  // while no sender has waited for room, else a seq_cst one (head_mode).
   template <std::memory_order HeadOrder>
   [[gnu::always_inline]] T take_written(slot& sl, std::size_t head, std::size_t index) noexcept {
-    head_.value.pos.store(next_pos(head), HeadOrder);
+    if constexpr (HeadOrder == std::memory_order_seq_cst) {
+      // relaxed: the receiver acts on a change when it sees it; until then
+      // the asking sender's heavy fence covers its light receives.
+      const std::uint8_t mode = head_.value.head_mode.load(std::memory_order_relaxed);
+      if (mode == head_light) [[likely]] {
+        head_.value.pos.store(next_pos(head), std::memory_order_release);
+      } else {
+        head_.value.pos.store(next_pos(head), std::memory_order_seq_cst);
+        // release: a sender that reads head_fenced sees every light
+        // receive's head store, which came before.
+        if (mode == head_fence_asked) {
+          head_.value.head_mode.store(head_fenced, std::memory_order_release);
+        }
+      }
+    } else {
+      head_.value.pos.store(next_pos(head), HeadOrder);
+    }
     const bool outer_taking = head_.value.taking;
     head_.value.taking = true;
     T msg = sl.msg.take();  // user code; the slot stays ours
@@ -806,7 +852,6 @@ class array_channel {
     const std::size_t bytes = len * sizeof(slot);
     void* raw = carve_from_arena();
     if (raw != nullptr) {
-      populate_pages(raw, bytes);
       std::memset(raw, 0, bytes);
       return start_lifetime_of_slots(raw, bytes);
     }
@@ -855,12 +900,28 @@ class array_channel {
   // before the receiver pushed a segment onto it allocates one more, so the
   // ring's segments may outnumber its table entries). The arena's pieces
   // are the size of a whole segment; a short last segment takes a whole one.
+  // Its pages are faulted in by windows of whole pieces (at least one, and
+  // about arena_populate_bytes), each by the carver of its first piece,
+  // outside the lock (a system call); a sender whose piece lies in a window
+  // another sender is still populating faults its pages in itself, through
+  // the clearing memset.
   void* carve_from_arena() noexcept {
     slot* arena = tail_.value.arena;
     if (arena == nullptr) return nullptr;
-    std::lock_guard lock(tail_.value.spare_lock);
-    if (tail_.value.arena_carved == seg_count_) return nullptr;
-    return arena + (tail_.value.arena_carved++ << seg_shift_);
+    std::size_t carved = 0;
+    {
+      std::lock_guard lock(tail_.value.spare_lock);
+      if (tail_.value.arena_carved == seg_count_) return nullptr;
+      carved = tail_.value.arena_carved++;
+    }
+    const std::size_t piece_bytes = (std::size_t{1} << seg_shift_) * sizeof(slot);
+    const std::size_t per_window = std::max<std::size_t>(1, arena_populate_bytes / piece_bytes);
+    const std::size_t from = carved * piece_bytes;
+    if (carved % per_window == 0) {
+      populate_pages(reinterpret_cast<std::byte*>(arena) + from,
+                     std::min(per_window * piece_bytes, arena_bytes() - from));
+    }
+    return arena + (carved << seg_shift_);
   }
   [[nodiscard]] bool in_arena(const slot* s) const noexcept {
     const slot* arena = tail_.value.arena;
@@ -1183,11 +1244,22 @@ class array_channel {
     const std::size_t behind = next_lap_pos(stamp);
     if (behind != probe + 1 && behind != probe) return readiness::ready;
     // Full (room_at's case). If head has not passed the slot, room comes
-    // with the receiver's seq_cst head store, followed by its notify
-    // (Dekker); if it has, the receiver is taking the message out (user
-    // code) and frees the slot with a release store: poll.
+    // with the receiver's head store, followed by its notify (Dekker): wait
+    // if that store is seq_cst (head_fenced, which the receiver stores
+    // after every light receive before it: acquire), else ask for seq_cst
+    // stores and poll (the heavy fence pairs with the light fence of a
+    // light receive's notify). If head has passed the slot, the receiver is
+    // taking the message out (user code) and frees the slot with a release
+    // store: poll. The mode first: its acquire must come before the head load.
+    std::uint8_t mode = head_.value.head_mode.load(std::memory_order_acquire);
     const std::size_t head = head_.value.pos.load(std::memory_order_seq_cst);
-    return next_lap_pos(head) == probe ? readiness::wait : readiness::poll;
+    if (next_lap_pos(head) != probe) return readiness::poll;
+    if (mode == head_fenced) return readiness::wait;
+    if (mode == head_light) {
+      head_.value.head_mode.compare_exchange_strong(mode, head_fence_asked,
+                                                    std::memory_order_seq_cst);
+    }
+    return readiness::poll;
   }
 
   // Returns true if this call marked the tail (with `also`, more low bits).
@@ -1239,6 +1311,10 @@ class array_channel {
     // receive re-entered from that message's code must not retire the
     // segment, whose slot is not free yet.
     bool taking = false;
+    // How receives store head (see "Light head" in the header): head_light
+    // until a sender about to wait for room asks (head_fence_asked), then
+    // head_fenced from the receiver's next receive on. Never goes back.
+    mutable std::atomic<std::uint8_t> head_mode{head_light};
   };
   cache_padded<receiver_side> head_;  // receiver-owned
   struct sender_side {
