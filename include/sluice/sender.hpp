@@ -236,7 +236,11 @@ class sync_sender
 
   /// sync_sender::try_send - queues `value` only if that needs no waiting.
   /// Fails with reason full (rendezvous: no receiver is waiting) or
-  /// disconnected; either way the error holds `value`.
+  /// disconnected; either way the error holds `value`. On a channel with a
+  /// large bound (over 4,096 slots of 8-byte messages with 128-byte cache
+  /// lines; fewer for larger ones) or large messages (slots allocated 64 KiB
+  /// at a time), "full" may also mean that another sender is still
+  /// allocating the slots this one would take.
   std::expected<void, try_send_error<T>> try_send(T value) const {
     if (!*this) {
       return std::unexpected(

@@ -8,7 +8,7 @@
 // Invariants:
 // - A weak handle keeps the channel's memory, never the channel: the
 //   receiver sees the disconnection when the last strong sender goes,
-//   however many weak handles remain (counter.hpp's `holders`).
+//   however many weak handles remain (counter.hpp's handle word).
 // - upgrade() yields a sender only while another strong sender exists and
 //   the receiver is neither gone nor closed; once it has failed for the
 //   first reason it fails for ever (a strong count never rises from zero).

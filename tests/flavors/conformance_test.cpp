@@ -321,6 +321,26 @@ TYPED_TEST(conformance, queued_messages_destroyed_when_receiver_dropped) {
   EXPECT_EQ(check.leaked(), 0);
 }
 
+// The usual order: every sender leaves first (what is queued stays
+// receivable), then the receiver's drop destroys what is left, exactly
+// once. A weak sender that outlives both cannot upgrade, and frees the
+// channel's memory when it goes (the leak checkers see it otherwise).
+TYPED_TEST(conformance, queued_messages_destroyed_when_receiver_dropped_after_senders) {
+  leak_check check;
+  auto [tx, rx] = TypeParam::template make<counted>();
+  if constexpr (TypeParam::buffered) {
+    ASSERT_TRUE(tx.send(counted(1)).has_value());
+  }
+  auto weak = tx.downgrade();
+  tx = {};
+  EXPECT_EQ(check.leaked(), TypeParam::buffered ? 1 : 0);
+  EXPECT_FALSE(weak.upgrade().has_value());
+  rx = {};
+  EXPECT_EQ(check.leaked(), 0);
+  EXPECT_FALSE(weak.upgrade().has_value());
+  weak = {};
+}
+
 TYPED_TEST(conformance, drops_every_message_exactly_once) {
   leak_check check;
   {

@@ -229,6 +229,61 @@ TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
   EXPECT_EQ(check.leaked(), 0);
 }
 
+// The same on a ring whose segment table lives in the channel and whose
+// segments come from the heap (bounded(1024) of counted values: 4 segments
+// of 256 slots): every sender that finds a segment missing allocates one, a
+// compare-exchange installs the first, and the others give theirs back (a
+// segment lost or freed twice shows under the sanitizers).
+TEST(stress_bounded_segments, senders_race_to_install_heap_segments) {
+  const int rounds = static_cast<int>(40 * sluice_test::stress_scale());
+  constexpr std::int64_t producers = 8;
+  constexpr std::int64_t per = 300;  // 2,400 messages: over two laps of 1,024 slots
+  leak_check check;
+  for (int r = 0; r < rounds; ++r) {
+    auto [tx, rx] = sluice::sync_channel<counted>(1024);
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p] {
+        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(counted(encode(p, i))));
+      });
+    }
+    tx = {};
+    std::int64_t total = 0;
+    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
+    ASSERT_EQ(total, producers * per);
+  }
+  EXPECT_EQ(check.leaked(), 0);
+}
+
+// try_send reports full only when the channel is: senders racing into a
+// fresh ring's missing segments all find room (none is told "full" because
+// another sender is still installing the segment), and every message
+// arrives.
+TEST(stress_bounded_segments, try_send_finds_room_while_segments_are_installed) {
+  const int rounds = static_cast<int>(200 * sluice_test::stress_scale());
+  constexpr std::int64_t producers = 4;
+  constexpr std::int64_t per = 250;  // 1,000 messages into 1,024 slots: never full
+  for (int r = 0; r < rounds; ++r) {
+    auto [tx, rx] = sluice::sync_channel<std::int64_t>(1024);
+    std::atomic<int> ready{0};
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([&ready, sender = tx, p] {
+        ready.fetch_add(1);
+        while (ready.load() < static_cast<int>(producers)) std::this_thread::yield();
+        for (std::int64_t i = 0; i < per; ++i) {
+          ASSERT_TRUE(sender.try_send(encode(p, i))) << "producer " << p << ", message " << i;
+        }
+      });
+    }
+    tx = {};
+    threads.clear();  // joins: every try_send is done before the receiver looks
+    std::int64_t total = 0;
+    drain_in_order(rx, producers, [](std::int64_t v) { return v; }, total);
+    ASSERT_EQ(total, producers * per);
+  }
+}
+
 // A receive frees its slot with a release head store until a sender first
 // waits for room (the light head, array.hpp), and with a seq_cst one from
 // then on: no wake-up may be lost on either side of that switch. Producers

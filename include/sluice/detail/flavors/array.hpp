@@ -79,7 +79,10 @@
 //   lap's sender reserved but has not written yet also sees "full".
 // - Only the receiver moves head, so head needs no CAS.
 // - A sender that reaches a segment another sender is still allocating
-//   reports "full" (try_send) or parks until the installer's notify_all.
+//   reports "full" (try_send) or parks until the installer's notify_all;
+//   in a ring whose table is the channel's and whose segments are not
+//   mapped, it allocates one too, and the first to install wins (the
+//   others give theirs back).
 // - Segments of a ring with its table in the channel, once installed, stay
 //   until the channel is destroyed.
 // - While the tail is in lap 0 and tail_.lapped is clear, no message was
@@ -253,7 +256,8 @@ class array_channel {
       // channel's own ring line when it fits there.
       segments_ = &only_segment_;
       only_segment_.store(cap_ * sizeof(slot) <= sizeof(ring_line_.value.bytes)
-                              ? start_lifetime_of_slots(zeroed_ring_line(), cap_ * sizeof(slot))
+                              ? start_lifetime_of_slots(zeroed_ring_line(cap_ * sizeof(slot)),
+                                                        cap_ * sizeof(slot))
                               : allocate_segment(cap_),
                           std::memory_order_relaxed);
     } else if (seg_count_ * sizeof(std::atomic<slot*>) <= sizeof(ring_line_.value.bytes)) {
@@ -673,9 +677,12 @@ class array_channel {
   // Queued messages are destroyed here, and so is anything a permit sends
   // later (send_reserved): the seal (receiver_gone_bit, set with the mark in
   // one read-modify-write) comes after every slot claimed before it, in the
-  // tail word's order, so discard_all() sees them all.
-  void disconnect_receivers() noexcept {
-    if (mark_tail(receiver_gone_bit)) wake_all_closed();
+  // tail word's order, so discard_all() sees them all. With every sender
+  // gone (`senders_gone`, and so every permit: a permit holds a sender) and
+  // their operations done before, nothing can claim a slot or wait any more:
+  // no seal is needed, and the read-modify-write is saved.
+  void disconnect_receivers(bool senders_gone = false) noexcept {
+    if (!senders_gone && mark_tail(receiver_gone_bit)) wake_all_closed();
     discard_all();
     head_.value.stash.clear();
   }
@@ -880,7 +887,8 @@ class array_channel {
 
   // A segment of `len` slots, whose slots hold no message any more
   // (trivially destructible: nothing to end) and whose slots past the first
-  // `written` are still zero. Destructor only.
+  // `written` are still zero. The destructor's, and a sender's that lost
+  // the race to install a segment (install_racing()).
   void free_segment(slot* s, std::size_t len, std::size_t written) noexcept {
     if (static_cast<void*>(s) == ring_line_.value.bytes || in_arena(s)) return;
     const std::size_t bytes = len * sizeof(slot);
@@ -996,9 +1004,13 @@ class array_channel {
            heap_align == chunk_cache::heap_alignment;
   }
 
-  // The ring line's bytes all zero, for slots that fit there (constructor).
-  void* zeroed_ring_line() noexcept {
-    std::memset(ring_line_.value.bytes, 0, sizeof(ring_line_.value.bytes));
+  // The ring line's first `bytes` zeroed, for slots that fit there
+  // (constructor). Only the ring's bytes: a memset of the whole line, whose
+  // size the compiler knows, became a `rep stos` that took 12% of a
+  // bounded(1) channel's lifecycle (measured); the library's memset of a
+  // length it does not know is a few vector stores.
+  void* zeroed_ring_line(std::size_t bytes) noexcept {
+    std::memset(ring_line_.value.bytes, 0, bytes);
     return ring_line_.value.bytes;
   }
   // Whether the segment table is the channel's (only_segment_ or the ring
@@ -1028,6 +1040,7 @@ class array_channel {
   // in the header), with the stamps its next lap wants.
   [[gnu::noinline]] slot* install_segment(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i];
+    if (!recycles_ && !mapped_) return install_racing(entry, i);
     slot* s = entry.load(std::memory_order_acquire);
     while (!is_segment(s) && s != installing() && s != checking()) {  // null or retired
       // acquire (both ways): claiming publishes nothing, the store below
@@ -1064,6 +1077,28 @@ class array_channel {
       senders_.notify_all();
       return fresh;
     }
+    return s;
+  }
+
+  // install_segment() for a ring whose table is the channel's (an entry goes
+  // from null to a segment once, and stays) and whose segments come from the
+  // heap or the caches: each sender that finds the entry empty allocates,
+  // one compare-exchange installs, and a loser gives its segment back. One
+  // read-modify-write instead of two (claim, then store), and no wake-up:
+  // no sender ever sees the entry being installed. (Mapped segments keep
+  // the claim: a mapping populated in vain costs two system calls.)
+  slot* install_racing(std::atomic<slot*>& entry, std::size_t i) {
+    const std::size_t len = segment_len(i);
+    slot* fresh = allocate_segment(len);  // may throw: nothing changed yet
+    slot* s = nullptr;
+    // seq_cst on success: release, so the slots' empty stamps are seen with
+    // the pointer (and the order of the entry stores of install_segment()).
+    // acquire on failure: we use the winner's slots.
+    if (entry.compare_exchange_strong(s, fresh, std::memory_order_seq_cst,
+                                      std::memory_order_acquire)) {
+      return fresh;
+    }
+    free_segment(fresh, len, 0);
     return s;
   }
 
@@ -1371,7 +1406,7 @@ class array_channel {
   // retired by the receiver, see the header): only_segment_
   // when there is one segment, else the ring line when it fits, else an
   // array of its own (owned: freed by the destructor). Raw, not a
-  // unique_ptr: the fields here must leave the counter's three words room
+  // unique_ptr: the fields here must leave the counter's two words room
   // in this last cache line (counter.hpp).
   std::atomic<slot*>* segments_ = nullptr;
   std::atomic<slot*> only_segment_{nullptr};

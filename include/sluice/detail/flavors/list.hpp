@@ -339,8 +339,10 @@ class list_channel {
   }
 
   // The receiver left: later sends fail, queued messages are destroyed now.
-  void disconnect_receivers() noexcept {
-    close();
+  // With every sender gone (`senders_gone`) and their sends done before,
+  // nobody is left to tell: no mark, no read-modify-write.
+  void disconnect_receivers(bool senders_gone = false) noexcept {
+    if (!senders_gone) close();
     discard_all();
     head_.value.stash.clear();
   }
@@ -480,7 +482,13 @@ class list_channel {
         return head_.value.blk.load(std::memory_order_acquire) != nullptr;
       });
     }
-    blk = head_.value.blk.exchange(nullptr, std::memory_order_acq_rel);
+    // Taken without a read-modify-write: the one writer besides us is the
+    // first block's installer, once. A pointer read means its store is
+    // done (ours then comes after it); null means its store, if any, is
+    // still to come, and the destructor frees that block.
+    // acquire: pairs with the installer's release (the block's slots).
+    blk = head_.value.blk.load(std::memory_order_acquire);
+    if (blk != nullptr) head_.value.blk.store(nullptr, std::memory_order_relaxed);
     while ((head >> shift) != (tail >> shift)) {
       const std::size_t offset = (head >> shift) % lap;
       if (offset < block_cap) {

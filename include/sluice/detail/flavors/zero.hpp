@@ -496,7 +496,8 @@ class zero_channel {
   void disconnect_senders() noexcept { disconnect(); }
   // A parked message is destroyed here; one being written now is destroyed
   // by its writer (send_reserved), which sees receiver_gone_.
-  void disconnect_receivers() noexcept {
+  // (`senders_gone` changes nothing here: the lock is taken either way.)
+  void disconnect_receivers([[maybe_unused]] bool senders_gone = false) noexcept {
     disconnect();
     bool destroy_parked = false;
     {
