@@ -284,6 +284,46 @@ TEST(stress_bounded_segments, try_send_finds_room_while_segments_are_installed) 
   }
 }
 
+// recv_many on an unbounded channel reads the tail once per batch. A batch
+// that read it while a sender was stepping over a block's end, and then took
+// that block's last message, must not mistake the next block for a full one
+// (it then stopped reading the tail, and recv_many never saw the
+// disconnection: a hang). Short rounds end right after a block boundary (31
+// slots a block), with a sink slow enough for the senders to move on during
+// a batch. The window is a few instructions wide: under ThreadSanitizer,
+// the code before the fix hung in one run of three.
+TEST(stress_unbounded_batches, recv_many_sees_the_disconnection_after_a_block_boundary) {
+  struct slow_sink {
+    std::vector<std::int64_t> items;
+    void push_back(std::int64_t&& v) {
+      items.push_back(v);
+      std::this_thread::yield();
+    }
+  };
+  const int rounds = static_cast<int>(3000 * sluice_test::stress_scale());
+  constexpr std::int64_t producers = 4;
+  constexpr std::int64_t per = 10;  // 40 messages: the second block
+  for (int r = 0; r < rounds; ++r) {
+    auto [tx, rx] = sluice::channel<std::int64_t>();
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p] {
+        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(encode(p, i)));
+      });
+    }
+    tx = {};
+    slow_sink sink;
+    while (rx.recv_many(sink, 64) != 0) {
+    }
+    ASSERT_EQ(sink.items.size(), static_cast<std::size_t>(producers * per)) << "round " << r;
+    std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
+    for (const std::int64_t v : sink.items) {
+      const auto p = static_cast<std::size_t>(v / 1'000'000'000);
+      ASSERT_EQ(v % 1'000'000'000, next[p]++) << "producer " << p;
+    }
+  }
+}
+
 // A receive frees its slot with a release head store until a sender first
 // waits for room (the light head, array.hpp), and with a seq_cst one from
 // then on: no wake-up may be lost on either side of that switch. Producers

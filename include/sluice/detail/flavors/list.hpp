@@ -45,7 +45,6 @@
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
-#include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/waiting/receive_pacer.hpp>
 #include <sluice/detail/memory/storage.hpp>
 #include <sluice/detail/waiting/wait_queue.hpp>
@@ -176,9 +175,18 @@ class list_channel {
     std::size_t new_head = head + one;
 
     if ((head & mark_bit) == 0) {
-      // seq_cst fence: orders our reads of head/slots against the tail
-      // read below, as in crossbeam (a reserved slot is then never missed).
-      seq_cst_fence();
+      // No fence before this load (crossbeam has one, for its many
+      // receivers): head is ours alone, and a tail read late is still at
+      // or past head, since each slot head passed was written, after its
+      // reservation, and read with acquire. A stale tail reads as empty
+      // (or not yet disconnected) for a send or disconnect that does not
+      // happen before this receive, which a later call sees; a blocked
+      // receiver re-checks with seq_cst loads (recv_readiness). The fence
+      // cost as much as a read-modify-write on every receive that caught
+      // up with the senders (a receive into a block the senders are still
+      // filling).
+      // relaxed: the tail is compared only; the slot's flag (acquire)
+      // carries the message.
       const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
       if ((head >> shift) == (tail >> shift)) {
         status = (tail & mark_bit) == 0 ? recv_status::empty : recv_status::disconnected;
@@ -204,7 +212,7 @@ class list_channel {
   }
 
   // Receives up to `max` messages without waiting, handing each to sink(T&&)
-  // (recv_many): try_recv_as's steps, with the tail read (and its fence)
+  // (recv_many): try_recv_as's steps, with the tail read
   // once per batch rather than once per message while the head block is the
   // last one. A tail read earlier only stops the batch early: every position
   // before it is reserved, and one not written yet ends the batch. A sink
@@ -226,8 +234,15 @@ class list_channel {
       std::size_t new_head = head + one;
       if ((head & mark_bit) == 0) {
         if (!tail_read) {
-          seq_cst_fence();  // as in try_recv_as
+          // No fence, relaxed: as in try_recv_as.
           tail = tail_.value.index.load(std::memory_order_relaxed);
+          // A tail at the transient offset (its sender reserved the block's
+          // last slot and is stepping over it) is the next block's first
+          // position: head skips that offset, and once past the last slot
+          // it would otherwise compare with a tail in the block before and
+          // mark itself "not in the last block" (the receiver then never
+          // read the tail again, and missed the disconnection).
+          if (((tail >> shift) % lap) == block_cap) tail += one;
           tail_read = true;
         }
         if ((head >> shift) == (tail >> shift)) break;
