@@ -125,4 +125,30 @@ TEST(thread_chunk, a_channel_destroyed_late_in_a_thread_exit_goes_to_the_process
   empty_everything(page);
 }
 
+// A bounded(1024) channel of 8-byte messages has four 4 KiB segments, its
+// table in the channel. Made by a thread that keeps a segment of that size,
+// it takes it at once as its first segment (the thread keeps nothing then),
+// cleared where the last channel wrote: here the whole segment, a full ring
+// of messages, so a stamp left over would lose or invent a message.
+TEST(thread_chunk, a_new_bounded_channel_takes_the_kept_segment_as_its_first) {
+  empty_everything(page);
+  constexpr std::size_t bound = 1024;
+  for (int round = 0; round < 3; ++round) {
+    auto [tx, rx] = sluice::sync_channel<std::size_t>(bound);
+    if (round > 0) {
+      EXPECT_EQ(sluice::detail::take_thread_chunk_zeroed(page, heap), nullptr) << round;
+    }
+    for (std::size_t lap = 0; lap < 2; ++lap) {
+      for (std::size_t i = 0; i < bound; ++i) ASSERT_TRUE(tx.try_send(lap * bound + i).has_value());
+      EXPECT_FALSE(tx.try_send(0).has_value());  // full: every slot was empty, none more
+      for (std::size_t i = 0; i < bound; ++i) ASSERT_EQ(rx.try_recv().value(), lap * bound + i);
+      EXPECT_FALSE(rx.try_recv().has_value());
+    }
+  }  // the last channel's first segment goes back to this thread
+  void* kept = sluice::detail::take_thread_chunk_zeroed(page, heap);
+  EXPECT_NE(kept, nullptr);
+  if (kept != nullptr) sluice::detail::put_chunk(kept, page, heap, 0);
+  empty_everything(page);
+}
+
 }  // namespace

@@ -266,6 +266,17 @@ class array_channel {
       // (A placement array new of a trivially destructible type: no cookie.)
       segments_ =
           ::new (static_cast<void*>(ring_line_.value.bytes)) std::atomic<slot*>[seg_count_]{};
+      // The first segment now if this thread keeps one of its size (the
+      // last channel it dropped gave it back): it moves from the thread's
+      // keeping to the channel's, no memory more, and the first send finds
+      // it installed (no compare-exchange; a channel made per request, used
+      // and dropped, pays none). Otherwise the first send installs it.
+      if (cacheable(segment_len(0))) {
+        if (void* raw = take_thread_chunk_zeroed(segment_len(0) * sizeof(slot), chunk_source())) {
+          segments_[0].store(start_lifetime_of_slots(raw, segment_len(0) * sizeof(slot)),
+                             std::memory_order_relaxed);
+        }
+      }
     } else {
       // null: not installed yet. The second half is the spare stack.
       recycles_ = true;

@@ -109,8 +109,9 @@ inline bool thread_chunk::keep(void* p, std::size_t bytes, chunk_cache::source f
   return true;
 }
 
-// chunk_cache::take_zeroed(), the calling thread's chunk first.
-inline void* take_zeroed_chunk(std::size_t bytes, chunk_cache::source from) noexcept {
+// The calling thread's chunk, all zero, if it is `bytes` from `from`; else
+// null (the process's cache is not asked).
+inline void* take_thread_chunk_zeroed(std::size_t bytes, chunk_cache::source from) noexcept {
   if constexpr (thread_chunk::enabled) {
     std::size_t dirty = 0;
     if (void* p = this_thread_chunk.take(bytes, from, dirty)) {
@@ -124,6 +125,12 @@ inline void* take_zeroed_chunk(std::size_t bytes, chunk_cache::source from) noex
       return p;
     }
   }
+  return nullptr;
+}
+
+// chunk_cache::take_zeroed(), the calling thread's chunk first.
+inline void* take_zeroed_chunk(std::size_t bytes, chunk_cache::source from) noexcept {
+  if (void* p = take_thread_chunk_zeroed(bytes, from)) return p;
   return process_chunk_cache.take_zeroed(bytes, from);
 }
 
