@@ -11,7 +11,10 @@
 //   holds a few pointers, not 1024 slots. Small bounds (one segment) allocate
 //   their only segment up front, so their send path never allocates; a ring
 //   that fits in one cache line is a line of the channel itself, and so is
-//   a segment table that fits there (no allocation of their own).
+//   a segment table that fits there (no allocation of their own). A ring
+//   with such a table takes, when it is made, the segment its thread keeps
+//   (memory/thread_chunk.hpp) as its first, when the sizes match: memory
+//   the thread held anyway, and a first send with nothing to install.
 //   Segments of a ring up to 32 MiB whose segments are large (>= 64 KiB)
 //   or whose slots outgrow the chunk cache (2 MiB by default) are carved,
 //   as they are installed, from one block the constructor takes from the
