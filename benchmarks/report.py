@@ -245,7 +245,9 @@ def main():
               "thread start weigh more. lifecycle: one thread makes a channel, sends one message, "
               "receives it and drops both ends, messages/10 times; ns per channel (Asio: try_send and "
               "try_receive, no io_context round trip; Go: make(chan int, N), reclaimed by its garbage "
-              "collector), compared with sluice.")
+              "collector), compared with sluice. The seq, seq_100k and lifecycle rows of sluice, Rust "
+              "std, moodycamel and the mutex baseline (one thread each) run pinned to CPU 0, all on "
+              "the same processor.")
     growth = []
     for p in peers:
         lo, hi = med.get((SELECT_ARMS[0], "bounded1", p)), med.get((SELECT_ARMS[-1], "bounded1", p))
