@@ -48,6 +48,27 @@ void drain_in_order(Receiver& rx, std::int64_t producers, Value value, std::int6
     ++total;
   }
 }
+
+// Starts `producers` threads, each sending make(encode(p, i)) for i < per on
+// its own copy of `tx`, drops `tx`, and drains `rx` until every sender is
+// gone (drain_in_order's checks); returns how many messages arrived.
+template <class Sender, class Receiver, class Make, class Value>
+std::int64_t produce_and_drain(Sender& tx, Receiver& rx, std::int64_t producers, std::int64_t per,
+                               Make make, Value value) {
+  std::vector<std::jthread> threads;
+  for (std::int64_t p = 0; p < producers; ++p) {
+    threads.emplace_back([sender = tx, p, per, make] {
+      for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(make(encode(p, i))));
+    });
+  }
+  tx = {};
+  std::int64_t total = 0;
+  drain_in_order(rx, producers, value, total);
+  return total;
+}
+
+constexpr auto make_counted = [](std::int64_t v) { return counted(v); };
+constexpr auto value_of_counted = [](const counted& m) { return m.value(); };
 }  // namespace
 
 // 16 producers: every message arrives once, in order per producer.
@@ -57,16 +78,8 @@ TYPED_TEST(stress, many_producers_every_message_once_in_order) {
   leak_check check;
   {
     auto [tx, rx] = TypeParam::template make<counted>();
-    std::vector<std::jthread> threads;
-    for (std::int64_t p = 0; p < producers; ++p) {
-      threads.emplace_back([sender = tx, p, per] {
-        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(counted(encode(p, i))));
-      });
-    }
-    tx = {};
-    std::int64_t total = 0;
-    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
-    EXPECT_EQ(total, producers * per);
+    EXPECT_EQ(produce_and_drain(tx, rx, producers, per, make_counted, value_of_counted),
+              producers * per);
   }
   EXPECT_EQ(check.leaked(), 0);
 }
@@ -215,16 +228,10 @@ TEST(stress_bounded_segments, senders_race_to_install_mapped_segments) {
   leak_check check;
   for (int r = 0; r < rounds; ++r) {
     auto [tx, rx] = sluice::sync_channel<page_message>(256);
-    std::vector<std::jthread> threads;
-    for (std::int64_t p = 0; p < producers; ++p) {
-      threads.emplace_back([sender = tx, p] {
-        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(page_message(encode(p, i))));
-      });
-    }
-    tx = {};
-    std::int64_t total = 0;
-    drain_in_order(rx, producers, [](const page_message& m) { return m.c.value(); }, total);
-    ASSERT_EQ(total, producers * per);
+    ASSERT_EQ(produce_and_drain(
+                  tx, rx, producers, per, [](std::int64_t v) { return page_message(v); },
+                  [](const page_message& m) { return m.c.value(); }),
+              producers * per);
   }
   EXPECT_EQ(check.leaked(), 0);
 }
@@ -241,16 +248,8 @@ TEST(stress_bounded_segments, senders_race_to_install_heap_segments) {
   leak_check check;
   for (int r = 0; r < rounds; ++r) {
     auto [tx, rx] = sluice::sync_channel<counted>(1024);
-    std::vector<std::jthread> threads;
-    for (std::int64_t p = 0; p < producers; ++p) {
-      threads.emplace_back([sender = tx, p] {
-        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(counted(encode(p, i))));
-      });
-    }
-    tx = {};
-    std::int64_t total = 0;
-    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
-    ASSERT_EQ(total, producers * per);
+    ASSERT_EQ(produce_and_drain(tx, rx, producers, per, make_counted, value_of_counted),
+              producers * per);
   }
   EXPECT_EQ(check.leaked(), 0);
 }
@@ -403,7 +402,7 @@ TEST(stress_bounded_light_head, the_switch_to_seq_cst_loses_no_wake_up) {
     if (c % 2 == 0) std::this_thread::sleep_for(100us);
     SCOPED_TRACE(::testing::Message() << "channel " << c);
     std::int64_t total = 0;
-    drain_in_order(rx, producers, [](const counted& m) { return m.value(); }, total);
+    drain_in_order(rx, producers, value_of_counted, total);
     ASSERT_FALSE(::testing::Test::HasFatalFailure());
     ASSERT_EQ(total, producers * per);
   }
