@@ -1,14 +1,17 @@
 // The unbounded flavor's block source: a drained burst leaves at most
 // 512 KiB of emptied regions behind while the channel lives, whatever the
 // block's size (regions of large messages hold fewer blocks, one past
-// 64 KiB, and a block larger than the limit is never kept), and kept regions are reused
-// before any new one is mapped.
+// 64 KiB, and a block larger than the limit is never kept), kept regions
+// are reused before any new one is mapped, and a long queue takes its
+// blocks from large regions.
 #include <sluice/detail/memory/block_source.hpp>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <set>
 #include <vector>
 
 namespace {
@@ -21,66 +24,108 @@ struct test_block {
 };
 
 constexpr std::size_t kept_limit = 512 * 1024;
-constexpr std::size_t queue_span = 100;  // past the heap's few blocks: regions
+constexpr std::size_t short_span = 100;  // past the heap's few blocks: small regions
 
+// The longest queue that still takes small regions (the heap serves queues
+// of under 4 blocks; blocks over 256 KiB have one size of region only).
+template <class Source>
+constexpr std::size_t small_span = std::max<std::size_t>(4, Source::large_queue_blocks - 1);
+
+// Fills more regions than the kept list holds (a queue spanning `span`
+// blocks), drains them all, then refills what was kept.
 template <class Block>
-void drained_burst_keeps_at_most_the_limit() {
+void drained_burst_keeps_at_most_the_limit(std::size_t span, std::size_t region_bytes) {
   using source = sluice::detail::block_source<Block>;
-  static_assert(source::kept_regions * source::region_bytes <= kept_limit);
+  static_assert(source::kept_bytes_limit == kept_limit);
+  const std::size_t kept_regions = kept_limit / region_bytes;
   source blocks;
-  // Enough regions that the kept list overflows.
-  const std::size_t regions = source::kept_regions + 3;
-  const std::size_t per_region = (source::region_bytes - 1) / sizeof(Block);  // header first
+  const std::size_t regions = kept_regions + 3;
+  const std::size_t per_region = (region_bytes - 1) / sizeof(Block);  // header first
   std::vector<Block*> live;
+  std::set<void*> origins;
   for (std::size_t i = 0; i < regions * per_region; ++i) {
-    Block* b = blocks.acquire(queue_span);
+    Block* b = blocks.acquire(span);
     ASSERT_NE(b->origin, nullptr) << "a block of a long queue comes from a region";
     b->payload[0] = std::byte{1};  // the memory is writable
+    origins.insert(b->origin);
     live.push_back(b);
   }
+  EXPECT_EQ(origins.size(), regions) << "regions of " << region_bytes << " bytes";
   EXPECT_EQ(blocks.kept_bytes(), 0u);
   for (Block* b : live) blocks.release(b);
   live.clear();
   EXPECT_LE(blocks.kept_bytes(), kept_limit);
-  EXPECT_EQ(blocks.kept_bytes(), source::kept_regions * source::region_bytes);
+  EXPECT_EQ(blocks.kept_bytes(), kept_regions * region_bytes);
 
   // Refilling takes the kept regions first.
-  for (std::size_t i = 0; i < source::kept_regions * per_region; ++i) {
-    live.push_back(blocks.acquire(queue_span));
-  }
+  for (std::size_t i = 0; i < kept_regions * per_region; ++i) live.push_back(blocks.acquire(span));
   EXPECT_EQ(blocks.kept_bytes(), 0u);
   for (Block* b : live) blocks.release(b);
 }
 
-TEST(block_source, small_blocks_keep_eight_regions) {
+TEST(block_source, small_blocks_keep_eight_small_regions) {
   using source = sluice::detail::block_source<test_block<512>>;
-  EXPECT_EQ(source::kept_regions, 8u);
-  drained_burst_keeps_at_most_the_limit<test_block<512>>();
+  static_assert(short_span < source::large_queue_blocks);
+  EXPECT_EQ(kept_limit / source::small_region_bytes, 8u);
+  drained_burst_keeps_at_most_the_limit<test_block<512>>(short_span, source::small_region_bytes);
 }
 
-// Blocks of 1 KiB messages (31 per block): two fill a region (the old
-// rule put 8 in one and kept 8 such regions, 2 MiB); the limit, not a count
-// of regions, bounds what is kept.
+// A queue spanning 1 MiB of blocks takes 256 KiB regions: two are kept.
+TEST(block_source, a_long_queue_takes_large_regions) {
+  using source = sluice::detail::block_source<test_block<512>>;
+  EXPECT_LE(source::large_region_bytes, 256u * 1024);
+  EXPECT_GT(source::large_region_bytes, 3 * source::small_region_bytes);
+  EXPECT_EQ(kept_limit / source::large_region_bytes, 2u);
+  drained_burst_keeps_at_most_the_limit<test_block<512>>(source::large_queue_blocks,
+                                                         source::large_region_bytes);
+}
+
+// Regions of both sizes share the kept list and its limit: a queue that
+// shrinks reuses the large regions kept while it was long.
+TEST(block_source, kept_regions_of_either_size_are_reused) {
+  using block = test_block<512>;
+  using source = sluice::detail::block_source<block>;
+  source blocks;
+  const std::size_t per_large = (source::large_region_bytes - 1) / sizeof(block);
+  std::vector<block*> live;
+  for (std::size_t i = 0; i < 2 * per_large; ++i) {
+    live.push_back(blocks.acquire(source::large_queue_blocks));
+  }
+  for (block* b : live) blocks.release(b);
+  live.clear();
+  const std::size_t kept = blocks.kept_bytes();
+  ASSERT_GE(kept, source::large_region_bytes);  // the first region at least
+  block* b = blocks.acquire(short_span);        // a short queue: a region is needed
+  EXPECT_EQ(blocks.kept_bytes(), kept - source::large_region_bytes) << "a kept region reused";
+  blocks.release(b);
+}
+
+// Blocks of 1 KiB messages (31 per block): two fill a small region; the
+// limit, not a count of regions, bounds what is kept.
 TEST(block_source, large_blocks_keep_at_most_the_limit) {
   using source = sluice::detail::block_source<test_block<31 * 1024>>;
-  EXPECT_LE(source::region_bytes, 64u * 1024);
-  EXPECT_EQ(source::kept_regions, 8u);
-  drained_burst_keeps_at_most_the_limit<test_block<31 * 1024>>();
+  EXPECT_LE(source::small_region_bytes, 64u * 1024);
+  EXPECT_EQ(kept_limit / source::small_region_bytes, 8u);
+  drained_burst_keeps_at_most_the_limit<test_block<31 * 1024>>(small_span<source>,
+                                                               source::small_region_bytes);
 }
 
-// Blocks of 40 KiB: one per region, 12 such regions kept, then reused.
+// Blocks of 40 KiB: one per small region, 12 such regions kept, then reused.
 TEST(block_source, one_block_regions_are_kept_and_reused) {
   using source = sluice::detail::block_source<test_block<40 * 1024>>;
-  EXPECT_LT(source::region_bytes, 2 * sizeof(test_block<40 * 1024>));
-  EXPECT_EQ(source::kept_regions, 12u);
-  drained_burst_keeps_at_most_the_limit<test_block<40 * 1024>>();
+  EXPECT_LT(source::small_region_bytes, 2 * sizeof(test_block<40 * 1024>));
+  EXPECT_EQ(kept_limit / source::small_region_bytes, 12u);
+  drained_burst_keeps_at_most_the_limit<test_block<40 * 1024>>(small_span<source>,
+                                                               source::small_region_bytes);
 }
 
 // A region (one block) larger than the limit is unmapped once emptied.
 TEST(block_source, blocks_larger_than_the_limit_are_never_kept) {
   using source = sluice::detail::block_source<test_block<600 * 1024>>;
-  EXPECT_EQ(source::kept_regions, 0u);
-  drained_burst_keeps_at_most_the_limit<test_block<600 * 1024>>();
+  EXPECT_EQ(kept_limit / source::small_region_bytes, 0u);
+  EXPECT_EQ(source::large_region_bytes, source::small_region_bytes);
+  drained_burst_keeps_at_most_the_limit<test_block<600 * 1024>>(small_span<source>,
+                                                                source::small_region_bytes);
 }
 
 // A short queue's blocks come from the heap and are never kept.

@@ -323,6 +323,40 @@ TEST(stress_unbounded_batches, recv_many_sees_the_disconnection_after_a_block_bo
   }
 }
 
+// An unbounded queue that swings between short and long takes its blocks
+// from the heap, from small regions, and from large ones past 1 MiB of
+// blocks, and keeps emptied regions of both sizes for reuse (block_source).
+// Producers outrun a receiver that stalls every 40,000 messages, so the
+// queue grows past the large regions' threshold and drains back, again and
+// again, while senders carve, and the receiver frees, regions at once.
+// Every message arrives once, in order per producer, and is destroyed once.
+TEST(stress_unbounded_regions, a_queue_swinging_past_large_regions_loses_nothing) {
+  const auto per = static_cast<std::int64_t>(100'000 * sluice_test::stress_scale());
+  constexpr std::int64_t producers = 4;
+  leak_check check;
+  {
+    auto [tx, rx] = sluice::channel<counted>();
+    std::vector<std::jthread> threads;
+    for (std::int64_t p = 0; p < producers; ++p) {
+      threads.emplace_back([sender = tx, p, per] {
+        for (std::int64_t i = 0; i < per; ++i) ASSERT_TRUE(sender.send(counted(encode(p, i))));
+      });
+    }
+    tx = {};
+    std::vector<std::int64_t> next(static_cast<std::size_t>(producers), 0);
+    std::int64_t total = 0;
+    while (auto m = rx.recv()) {
+      const std::int64_t v = m->value();
+      const auto p = static_cast<std::size_t>(v / 1'000'000'000);
+      ASSERT_LT(p, next.size());
+      ASSERT_EQ(v % 1'000'000'000, next[p]++) << "producer " << p;
+      if (++total % 40'000 == 0) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(total, producers * per);
+  }
+  EXPECT_EQ(check.leaked(), 0);
+}
+
 // A receive frees its slot with a release head store until a sender first
 // waits for room (the light head, array.hpp), and with a seq_cst one from
 // then on: no wake-up may be lost on either side of that switch. Producers
