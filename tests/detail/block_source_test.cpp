@@ -1,9 +1,9 @@
 // The unbounded flavor's block source: a drained burst leaves at most
-// 512 KiB of emptied regions behind while the channel lives, whatever the
-// block's size (regions of large messages hold fewer blocks, one past
-// 64 KiB, and a block larger than the limit is never kept), kept regions
-// are reused before any new one is mapped, and a long queue takes its
-// blocks from large regions.
+// 512 KiB of emptied regions behind while the channel lives (256 KiB of
+// large ones), whatever the block's size (regions of large messages hold
+// fewer blocks, one past 64 KiB, and a block larger than the limit is never
+// kept), kept regions are reused before any new one is mapped, and a long
+// queue takes its blocks from large regions.
 #include <sluice/detail/memory/block_source.hpp>
 
 #include <gtest/gtest.h>
@@ -33,11 +33,13 @@ constexpr std::size_t small_span = std::max<std::size_t>(4, Source::large_queue_
 
 // Fills more regions than the kept list holds (a queue spanning `span`
 // blocks), drains them all, then refills what was kept.
+// Regions of `region_bytes` are kept within `limit` bytes.
 template <class Block>
-void drained_burst_keeps_at_most_the_limit(std::size_t span, std::size_t region_bytes) {
+void drained_burst_keeps_at_most_the_limit(std::size_t span, std::size_t region_bytes,
+                                           std::size_t limit = kept_limit) {
   using source = sluice::detail::block_source<Block>;
   static_assert(source::kept_bytes_limit == kept_limit);
-  const std::size_t kept_regions = kept_limit / region_bytes;
+  const std::size_t kept_regions = limit / region_bytes;
   source blocks;
   const std::size_t regions = kept_regions + 3;
   const std::size_t per_region = (region_bytes - 1) / sizeof(Block);  // header first
@@ -70,14 +72,15 @@ TEST(block_source, small_blocks_keep_eight_small_regions) {
   drained_burst_keeps_at_most_the_limit<test_block<512>>(short_span, source::small_region_bytes);
 }
 
-// A queue spanning 1 MiB of blocks takes 256 KiB regions: two are kept.
+// A queue spanning 1 MiB of blocks takes 256 KiB regions, kept within half
+// the limit: one.
 TEST(block_source, a_long_queue_takes_large_regions) {
   using source = sluice::detail::block_source<test_block<512>>;
   EXPECT_LE(source::large_region_bytes, 256u * 1024);
   EXPECT_GT(source::large_region_bytes, 3 * source::small_region_bytes);
-  EXPECT_EQ(kept_limit / source::large_region_bytes, 2u);
-  drained_burst_keeps_at_most_the_limit<test_block<512>>(source::large_queue_blocks,
-                                                         source::large_region_bytes);
+  EXPECT_EQ(kept_limit / 2 / source::large_region_bytes, 1u);
+  drained_burst_keeps_at_most_the_limit<test_block<512>>(
+      source::large_queue_blocks, source::large_region_bytes, kept_limit / 2);
 }
 
 // Regions of both sizes share the kept list and its limit: a queue that
@@ -94,10 +97,31 @@ TEST(block_source, kept_regions_of_either_size_are_reused) {
   for (block* b : live) blocks.release(b);
   live.clear();
   const std::size_t kept = blocks.kept_bytes();
-  ASSERT_GE(kept, source::large_region_bytes);  // the first region at least
+  ASSERT_EQ(kept, source::large_region_bytes);  // one large region
   block* b = blocks.acquire(short_span);        // a short queue: a region is needed
   EXPECT_EQ(blocks.kept_bytes(), kept - source::large_region_bytes) << "a kept region reused";
   blocks.release(b);
+}
+
+// Kept regions are all of one size: a large region emptied after small ones
+// replaces them (a drained burst of a long queue keeps 256 KiB, not the
+// small regions of its first 1 MiB and a large one).
+TEST(block_source, a_region_of_the_other_size_replaces_the_kept_ones) {
+  using block = test_block<512>;
+  using source = sluice::detail::block_source<block>;
+  source blocks;
+  const std::size_t per_small = (source::small_region_bytes - 1) / sizeof(block);
+  const std::size_t per_large = (source::large_region_bytes - 1) / sizeof(block);
+  std::vector<block*> small;
+  std::vector<block*> large;
+  for (std::size_t i = 0; i < 8 * per_small; ++i) small.push_back(blocks.acquire(short_span));
+  for (std::size_t i = 0; i < per_large; ++i) {
+    large.push_back(blocks.acquire(source::large_queue_blocks));
+  }
+  for (block* b : small) blocks.release(b);
+  EXPECT_EQ(blocks.kept_bytes(), 8 * source::small_region_bytes);
+  for (block* b : large) blocks.release(b);
+  EXPECT_EQ(blocks.kept_bytes(), source::large_region_bytes);
 }
 
 // Blocks of 1 KiB messages (31 per block): two fill a small region; the

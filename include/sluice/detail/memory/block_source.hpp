@@ -23,7 +23,8 @@
 //   queue made 4 producers streaming 1,000,000 messages 1.3x slower).
 //   A region emptied of its blocks is kept for reuse while the kept ones
 //   stay within `kept_bytes_limit` (512 KiB, counted before the OS rounds
-//   a region up to whole pages: 8 small or 2 large regions of 8-byte messages, and
+//   a region up to whole pages; large regions within half of it, and all
+//   of one size: 8 small regions of 8-byte messages, or one large one, and
 //   none once one block is bigger than that, past ~16 KiB messages, whose
 //   producer running ahead then maps a fresh region per block), and
 //   unmapped otherwise: a producer running ahead of its consumer would
@@ -44,7 +45,9 @@
 // - `handed_` counts blocks carved from `current_`, which holds
 //   `current_blocks_`; the list at `kept_` holds regions none of whose
 //   blocks is live, `kept_bytes_` bytes in all (all under `lock_`), and
-//   kept_bytes_ <= kept_bytes_limit (before page rounding). Once handed_ ==
+//   kept_bytes_ <= kept_bytes_limit (before page rounding; a large region
+//   joins only while kept_bytes_ stays within half of it); kept regions
+//   are all of one size. Once handed_ ==
 //   current_blocks_, current_ may already be kept or unmapped: it is never
 //   dereferenced again, only replaced.
 //   `released` in a region counts blocks given back. Whoever makes
@@ -144,17 +147,28 @@ class block_source {
     const std::size_t blocks = r->blocks;  // read while a block keeps r mapped
     // acq_rel: the releaser that keeps or unmaps must see every other
     // release done; the lock below then hands that on to the next carver.
-    if (r->released.fetch_add(1, std::memory_order_acq_rel) + 1 == blocks) {
-      {
-        std::lock_guard guard(lock_);
-        if (kept_bytes_ + bytes_of(blocks) <= kept_bytes_limit) {
-          r->next_kept = kept_;
-          kept_ = r;
-          kept_bytes_ += bytes_of(blocks);
-          return;
-        }
+    if (r->released.fetch_add(1, std::memory_order_acq_rel) + 1 != blocks) return;
+    region* outgrown = nullptr;  // kept regions of the other size, to unmap
+    {
+      std::lock_guard guard(lock_);
+      if (kept_ != nullptr && kept_->blocks != blocks) {
+        outgrown = kept_;
+        kept_ = nullptr;
+        kept_bytes_ = 0;
       }
-      unmap_pages(r, bytes_of(blocks));  // outside the lock: a system call
+      if (kept_bytes_ + bytes_of(blocks) <= keep_limit_for(blocks)) {
+        r->next_kept = kept_;
+        kept_ = r;
+        kept_bytes_ += bytes_of(blocks);
+        r = nullptr;
+      }
+    }
+    // Outside the lock: system calls.
+    if (r != nullptr) unmap_pages(r, bytes_of(blocks));
+    while (outgrown != nullptr) {
+      region* next = outgrown->next_kept;
+      unmap_pages(outgrown, bytes_of(outgrown->blocks));
+      outgrown = next;
     }
   }
 
@@ -165,6 +179,16 @@ class block_source {
   }
 
  private:
+  // Large regions are kept within half the limit, small ones within all
+  // of it, and the kept ones are all of one size (an emptied region of the
+  // other size replaces them: the queue has moved past, or back under,
+  // 1 MiB): a drained burst of a long queue then leaves one large region
+  // kept besides the one in use, and streams whose queue stays under 1 MiB
+  // keep as many small ones as before.
+  static constexpr std::size_t keep_limit_for(std::size_t blocks) noexcept {
+    return blocks == small_blocks ? kept_bytes_limit : kept_bytes_limit / 2;
+  }
+
   // Makes current_ a region with no block carved: a kept one (of either
   // size: its pages are in already), else one of `blocks` blocks from the
   // process's cache or mapped. Under lock_ (a system call, rarely: once per
