@@ -21,8 +21,10 @@
 //   carries the message between them. A block's flags are all false when
 //   a sender installs it: fresh, or cleared by recycle() after every slot
 //   was read.
-// - The first block is installed lazily by the first sender, so an idle
-//   channel owns no block. A block is freed only by the receiver, after all
+// - The first block is installed lazily, so an idle channel owns no block:
+//   by the sender that reserves the first slot, with the block allocated
+//   before and two plain stores after (no compare-exchange); a sender that
+//   finds the tail moved but no block waits for those stores. A block is freed only by the receiver, after all
 //   its slots were read, which is after every sender that reserved a slot in
 //   it has finished with it.
 // - After the tail is marked, no new slot is reserved; slots reserved before
@@ -402,42 +404,38 @@ class list_channel {
         blk = tail_.value.blk.load(std::memory_order_acquire);
         continue;
       }
-      // Allocate before reserving the block's last slot, so the window in
-      // which others wait for the next block is as short as possible.
-      if (offset + 1 == block_cap && next_block == nullptr) next_block = allocate_block(tail);
-
-      if (blk == nullptr) {  // first message ever: install the first block
-        block* fresh = allocate_block(tail);
-        block* expected = nullptr;
-        // release: the receiver and other senders reading the pointer must
-        // see the block's initialised slots.
-        if (tail_.value.blk.compare_exchange_strong(expected, fresh, std::memory_order_release,
-                                                    std::memory_order_relaxed)) {
-          head_.value.blk.store(fresh, std::memory_order_release);
-          // A receiver (or the receiver's clean-up) may wait for this store
-          // alone, having seen another sender's reservation in the block
-          // (readiness::poll): this is its wake-up. Once per channel.
-          receivers_.notify_one();
-          blk = fresh;
-        } else {
-          if (next_block == nullptr) {
-            next_block = fresh;
-          } else {
-            recycle(fresh);
-          }
-          tail = tail_.value.index.load(std::memory_order_acquire);
-          blk = tail_.value.blk.load(std::memory_order_acquire);
-          continue;
-        }
+      if (blk == nullptr && (tail >> shift) != 0) {  // another sender installs the first block
+        wait_for_first_block();
+        tail = tail_.value.index.load(std::memory_order_acquire);
+        blk = tail_.value.blk.load(std::memory_order_acquire);
+        continue;
       }
-
+      // Allocate before reserving the block's last slot, so the window in
+      // which others wait for the next block is as short as possible; and
+      // the first block before reserving the first slot, for the same reason.
+      if ((offset + 1 == block_cap || blk == nullptr) && next_block == nullptr) {
+        next_block = allocate_block(tail);
+      }
       const std::size_t new_tail = tail + one;
       // seq_cst: pairs with mark_tail() and with the receiver's registration
       // (the Dekker pair of waiting/protocol.hpp: this reservation is the
       // progress it must not miss).
       if (tail_.value.index.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
                                                   std::memory_order_acquire)) {
-        if (offset + 1 == block_cap) {
+        if (blk == nullptr) {
+          // We took the first slot: install the first block. Plain stores,
+          // not a compare-exchange: senders that see the tail moved and no
+          // block wait for it (wait_for_first_block); the receiver reads
+          // the head block only once a slot of it is written.
+          blk = next_block;
+          next_block = nullptr;
+          // release: whoever reads either pointer sees the block's cleared slots.
+          head_.value.blk.store(blk, std::memory_order_release);
+          tail_.value.blk.store(blk, std::memory_order_release);
+          // The waiters' wake-up. A plain store is this progress: notify_all's
+          // light fence pairs with their heavy one (wait_for_peer).
+          senders_.notify_all();
+        } else if (offset + 1 == block_cap) {
           // We took the last slot: install the next block and step the tail
           // over the transient offset. fetch_add (not store) keeps a mark
           // that a concurrent disconnect may have set.
@@ -460,6 +458,15 @@ class list_channel {
       blk = tail_.value.blk.load(std::memory_order_acquire);
       bo.spin();
     }
+  }
+
+  // Waits while another sender installs the first block: it has reserved
+  // the first slot with the block already allocated, and is two stores from
+  // storing the pointer (then it notifies senders_), unless descheduled.
+  [[gnu::noinline]] void wait_for_first_block() noexcept {
+    // acquire: the block's cleared slots are seen with the pointer.
+    wait_for_peer(senders_,
+                  [&] { return tail_.value.blk.load(std::memory_order_acquire) != nullptr; });
   }
 
   // Waits while another sender installs the next block: it has reserved
