@@ -106,8 +106,9 @@ class list_channel {
 
   ~list_channel() {
     // Both sides are gone: the receiver's disconnect already destroyed every
-    // message and freed the blocks it walked. What can remain is the spare
-    // block and a first block a sender installed while that discard ran.
+    // message and freed the blocks it walked. What remains is the spare
+    // block; the head block is null since that discard (no sender can
+    // install one after it), and is released here all the same.
     blocks_.release(head_.value.blk.load(std::memory_order_relaxed));
     blocks_.release(spare_.load(std::memory_order_relaxed));
   }
@@ -498,16 +499,17 @@ class list_channel {
     std::size_t head = head_.value.index.load(std::memory_order_relaxed);
     block* blk = nullptr;
     if ((head >> shift) != (tail >> shift)) {
-      // Messages exist, so the first block does too (its installer stored
-      // the pointer before reserving the first slot, then writes it).
+      // Messages exist, so the first block does too, or is two stores away:
+      // its installer reserved the first slot and stores the pointer before
+      // writing that slot, whose notify_one() wakes us.
       wait_for_peer(receivers_, [&] {
         return head_.value.blk.load(std::memory_order_acquire) != nullptr;
       });
     }
     // Taken without a read-modify-write: the one writer besides us is the
-    // first block's installer, once. A pointer read means its store is
-    // done (ours then comes after it); null means its store, if any, is
-    // still to come, and the destructor frees that block.
+    // first block's installer, once, and its store is done (waited for
+    // above) or will never come (head == tail: no slot was reserved before
+    // the mark, or no sender is left to reserve one).
     // acquire: pairs with the installer's release (the block's slots).
     blk = head_.value.blk.load(std::memory_order_acquire);
     if (blk != nullptr) head_.value.blk.store(nullptr, std::memory_order_relaxed);
