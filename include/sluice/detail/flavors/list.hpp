@@ -24,9 +24,9 @@
 // - The first block is installed lazily, so an idle channel owns no block:
 //   by the sender that reserves the first slot, with the block allocated
 //   before and two plain stores after (no compare-exchange); a sender that
-//   finds the tail moved but no block waits for those stores. A block is freed only by the receiver, after all
-//   its slots were read, which is after every sender that reserved a slot in
-//   it has finished with it.
+//   finds the tail moved but no block waits for those stores. A block is
+//   freed only by the receiver, after all its slots were read, which is
+//   after every sender that reserved a slot in it has finished with it.
 // - After the tail is marked, no new slot is reserved; slots reserved before
 //   the mark are still written, and are then received or destroyed.
 // - The receiver never waits for a sender inside a receive: a slot reserved

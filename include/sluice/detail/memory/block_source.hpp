@@ -75,7 +75,7 @@ template <class Block>
 class block_source {
   struct region {
     std::atomic<std::size_t> released{0};  // blocks given back so far
-    std::size_t blocks = 0;                // blocks carved from it, all told
+    std::size_t blocks = 0;                // blocks it holds (its size: bytes_of)
     region* next_kept = nullptr;           // the next kept region (under lock_)
   };
 
