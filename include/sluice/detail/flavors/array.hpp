@@ -93,6 +93,22 @@
 //   still all zero (a tail in lap 1 with the flag still clear has passed
 //   every slot), unless a segment was ever retired (tail_.recycled).
 //
+// Sole sender. The first thread that sends becomes the tail word's sole
+// writer (memory/sole_writer.hpp): while no other thread has written the
+// word, its sends claim their slot with a plain store instead of the CAS
+// (a third of a send's cost when one thread streams). Every other write of
+// the word (another thread's send or reservation, a permit's send or
+// release, the mark of a disconnect or close) first ends that, once per
+// channel: a heavy fence, then a wait for the sole sender's section of a
+// few instructions (no user code: the message is written after it). Two
+// Dekker pairs had the CAS as their senders' seq_cst half:
+// - retire_segment()'s: the sole sender's store that moves the tail to a
+//   segment's first slot is seq_cst (one a segment);
+// - a receiver's registration re-check (recv_readiness): a receiver about
+//   to sleep ends the sole sender first, so its re-check reads the tail
+//   after the heavy fence, which pairs with the light fence of the sole
+//   sender's notify. A receiver that never waits leaves it alone.
+//
 // Light head. A receive moves head with a release store, and its notify's
 // light fence (memory/asymmetric_fence.hpp) stands in for the full barrier
 // of the Dekker pair with a sender that registered to wait for room; such
@@ -155,6 +171,7 @@
 #include <sluice/detail/memory/fence.hpp>
 #include <sluice/detail/memory/memory_limit.hpp>
 #include <sluice/detail/memory/os_pages.hpp>
+#include <sluice/detail/memory/sole_writer.hpp>
 #include <sluice/detail/waiting/receive_pacer.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
 #include <sluice/detail/memory/storage.hpp>
@@ -432,6 +449,7 @@ class array_channel {
   // is still received (keeps the mark bit). Once the receiver is gone it
   // takes no slot: `msg` is left to the caller, who destroys it.
   void send_reserved(T&& msg) noexcept {
+    tail_.value.sole.end_unless_mine();  // a write (see the header)
     backoff bo;
     std::size_t word = tail_.value.word.load(std::memory_order_relaxed);
     for (;;) {
@@ -460,6 +478,7 @@ class array_channel {
 
   // A permit dropped unused: its slot is free for anyone again.
   void release_reserved() noexcept {
+    tail_.value.sole.end_unless_mine();  // a write (see the header)
     // The senders' front moves back one slot here: a tail word seen before
     // may come back (see "Recycling" in the header). seq_cst, before the
     // decrement: a receiver that sees the front moved back sees the flag.
@@ -589,6 +608,9 @@ class array_channel {
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+    // A sole sender's plain tail store has no seq_cst half for this Dekker
+    // pair: a receiver about to sleep ends it (once; see the header).
+    tail_.value.sole.end_unless_mine();
     // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
     const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     if ((pos_of(word) & ~mark_bit_) == head) return drained(word) ? readiness::ready : readiness::wait;
@@ -1195,6 +1217,42 @@ class array_channel {
     receivers_.notify_one();
   }
 
+  // The sole sender's send: claim_room's claim with plain stores, in a fast
+  // section of the tail's sole_writer. False (nothing sent): take the
+  // general path, which handles permits, a marked tail, no room and a
+  // revoked sole sender.
+  bool send_alone(T& msg) {
+    // seq_cst: as claim_room's loads (the Dekker pair of retire_segment()).
+    const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
+    if (permits_of(word) != 0 || (pos_of(word) & mark_bit_) != 0) return false;
+    const std::size_t tail = pos_of(word);
+    slot* s = nullptr;
+    if (room_at(tail, s) != room::free) return false;
+    sole_writer& sole = tail_.value.sole;
+    if (!sole.enter()) return false;
+    // Nobody else writes the word while we own it. We may have, if code
+    // that room_at() ran (an allocator) sent on this channel: then the slot
+    // it found is no longer the tail's. relaxed: our own store.
+    if (tail_.value.word.load(std::memory_order_relaxed) != word) {
+      sole.leave();
+      return false;
+    }
+    const std::size_t next = next_pos(tail);
+    if (recycles_ && (next & seg_mask()) == 0) {
+      // The store that moves the front into the next segment is the
+      // senders' half of retire_segment()'s Dekker pair (a CAS elsewhere):
+      // seq_cst, before our next send's load of that segment's entry.
+      tail_.value.word.store(make_word(next, 0), std::memory_order_seq_cst);
+    } else {
+      // release: a writer that ends our ownership, or a receiver's query,
+      // reads the word after this store.
+      tail_.value.word.store(make_word(next, 0), std::memory_order_release);
+    }
+    sole.leave();
+    publish(*s, tail, msg);
+    return true;
+  }
+
   // Writes `msg` into a free slot (moving from it) unless full or
   // disconnected.
   push_result try_push(T& msg) { return claim_room<false>(&msg); }
@@ -1209,6 +1267,17 @@ class array_channel {
   // permits move up by one; a reservation holds that one too.
   template <bool Reserve>
   push_result claim_room([[maybe_unused]] T* msg) {
+    // The sole sender sends with plain stores (see "Sole sender" in the
+    // header); any other sender ends that first. take() keeps the thread
+    // that already is the sole sender.
+    sole_writer& sole = tail_.value.sole;
+    if (Reserve ? sole.held_here() : sole.take()) {
+      if constexpr (!Reserve) {
+        if (send_alone(*msg)) return push_result::sent;
+      }
+    } else {
+      sole.end();
+    }
     backoff bo;
     // seq_cst loads of the tail word (here and on a failed CAS): a sender's
     // half of the Dekker pair of retire_segment(), with room_at's entry load.
@@ -1321,6 +1390,7 @@ class array_channel {
     const std::size_t mark = make_word(mark_bit_, 0);
     const std::size_t seen = tail_.value.word.load(std::memory_order_seq_cst);
     if ((seen & (mark | also)) == (mark | also)) return false;
+    tail_.value.sole.end_unless_mine();  // a write (see the header)
     return (tail_.value.word.fetch_or(mark | also, std::memory_order_seq_cst) & mark) == 0;
   }
 
@@ -1368,6 +1438,8 @@ class array_channel {
   cache_padded<receiver_side> head_;  // receiver-owned
   struct sender_side {
     std::atomic<std::size_t> word{0};  // the tail word (see the header)
+    // Whether one thread sends with plain stores (see "Sole sender").
+    sole_writer sole;
     // Set by the first message written in a lap after the first (relaxed:
     // read only by the destructor, which every sender's handle release
     // happens before). Until then the slots from the tail's index on were
