@@ -37,18 +37,6 @@
 // - A sender that finds another sender installing the next block (a window
 //   of a few stores: blocks are allocated before the last slot is reserved)
 //   waits for it, parked if need be: the installer notifies `senders_`.
-//
-// Sole sender. The first thread that sends becomes the tail's sole writer
-// (memory/sole_writer.hpp): while no other thread has written the tail,
-// it reserves the first slot and every slot but a block's last with a
-// plain store instead of the CAS. Every other write of the tail (another
-// thread's send, the mark of a disconnect or close) first ends that, once
-// per channel: a heavy fence, then a wait for the sole sender's section of
-// a few instructions (no user code: the message is written after it). The
-// CAS was the senders' seq_cst half of a receiver's registration re-check
-// (recv_readiness), so a receiver about to sleep ends the role first: its
-// re-check then runs after the heavy fence, which pairs with the light
-// fence of the sole sender's notify.
 #pragma once
 
 #include <sluice/detail/waiting/backoff.hpp>
@@ -58,7 +46,6 @@
 #include <sluice/detail/waiting/protocol.hpp>
 #include <sluice/detail/waiting/thread_wait.hpp>
 #include <sluice/detail/memory/cache_padded.hpp>
-#include <sluice/detail/memory/sole_writer.hpp>
 #include <sluice/detail/waiting/deadline.hpp>
 #include <sluice/detail/waiting/receive_pacer.hpp>
 #include <sluice/detail/memory/storage.hpp>
@@ -288,9 +275,6 @@ class list_channel {
   // sender's notify come? Receiver only.
   [[nodiscard]] readiness recv_readiness() const noexcept {
     const std::size_t head = head_.value.index.load(std::memory_order_relaxed);
-    // A sole sender's plain tail store has no seq_cst half for this Dekker
-    // pair: a receiver about to sleep ends that role first (see the header).
-    tail_.value.sole.end_unless_mine();
     // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
     const std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
     if ((head >> shift) == (tail >> shift)) {
@@ -392,7 +376,6 @@ class list_channel {
   // wakes only the receiver: nobody else waits without a sender handle).
   bool mark_tail() noexcept {
     if ((tail_.value.index.load(std::memory_order_seq_cst) & mark_bit) != 0) return false;
-    tail_.value.sole.end_unless_mine();  // a write of the tail (see the header)
     return (tail_.value.index.fetch_or(mark_bit, std::memory_order_seq_cst) & mark_bit) == 0;
   }
 
@@ -400,15 +383,6 @@ class list_channel {
   // channel is disconnected. May throw std::bad_alloc before reserving, in
   // which case `msg` is untouched.
   bool push(T& msg) {
-    // The sole sender reserves with plain stores (see "Sole sender" in the
-    // header); any other sender ends that first. take() keeps the thread
-    // that already is the sole sender.
-    sole_writer& sole = tail_.value.sole;
-    if (sole.take()) {
-      if (push_alone(msg)) return true;
-    } else {
-      sole.end();
-    }
     backoff bo;
     std::size_t tail = tail_.value.index.load(std::memory_order_acquire);
     block* blk = tail_.value.blk.load(std::memory_order_acquire);
@@ -485,58 +459,6 @@ class list_channel {
       blk = tail_.value.blk.load(std::memory_order_acquire);
       bo.spin();
     }
-  }
-
-  // The sole sender's push: push()'s reservation with a plain store of the
-  // tail, in a fast section of the tail's sole_writer, for the first slot
-  // (its block allocated before, installed after, as push() does) and the
-  // slots before a block's last one. False (nothing sent, `msg` untouched):
-  // take push()'s path, which handles a marked tail, a block's last slot
-  // and a revoked sole sender. May throw std::bad_alloc before reserving.
-  bool push_alone(T& msg) {
-    // relaxed: the tail is ours to write, and the block pointer too (we
-    // installed the blocks since we took the role; before, nobody did).
-    const std::size_t tail = tail_.value.index.load(std::memory_order_relaxed);
-    if ((tail & mark_bit) != 0) return false;
-    const std::size_t offset = (tail >> shift) % lap;
-    if (offset + 1 >= block_cap) return false;
-    block* blk = tail_.value.blk.load(std::memory_order_relaxed);
-    block* first = nullptr;
-    if (blk == nullptr) {
-      if (tail != 0) return false;
-      first = allocate_block(tail);
-    }
-    sole_writer& sole = tail_.value.sole;
-    // Nobody else writes the tail while we own it. We may have, if code
-    // that allocate_block() ran (an allocator) sent on this channel.
-    if (!sole.enter()) {
-      if (first != nullptr) recycle(first);
-      return false;
-    }
-    if (tail_.value.index.load(std::memory_order_relaxed) != tail) {
-      sole.leave();
-      if (first != nullptr) recycle(first);
-      return false;
-    }
-    // release: a writer that ends our role, or the receiver, reads the
-    // tail after this store. No seq_cst half is needed for the receiver's
-    // Dekker pair: a receiver about to sleep ends the role first.
-    tail_.value.index.store(tail + one, std::memory_order_release);
-    sole.leave();
-    if (first != nullptr) {
-      // As push() installs the first block (senders that ended our role
-      // meanwhile wait in wait_for_first_block).
-      blk = first;
-      // release: whoever reads either pointer sees the block's cleared slots.
-      head_.value.blk.store(blk, std::memory_order_release);
-      tail_.value.blk.store(blk, std::memory_order_release);
-      senders_.notify_all();
-    }
-    blk->msgs[offset].construct(std::move(msg));
-    // release: the receiver's acquire of `written` sees the message.
-    blk->written[offset].store(true, std::memory_order_release);
-    receivers_.notify_one();
-    return true;
   }
 
   // Waits while another sender installs the first block: it has reserved
@@ -675,10 +597,7 @@ class list_channel {
     wait_queue closed_watchers;
   };
   cache_padded<receiver_position> head_;  // receiver-owned (the first sender sets blk once)
-  struct sender_position : position {
-    sole_writer sole;  // whether one thread reserves with plain stores
-  };
-  cache_padded<sender_position> tail_;  // senders
+  cache_padded<position> tail_;    // senders
   // Cold fields share the last cache line: read by senders on each send
   // (receivers_'s emptiness hint) or touched once per block.
   wait_queue receivers_;           // the blocked receiver, if any
