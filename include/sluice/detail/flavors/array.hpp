@@ -107,7 +107,9 @@
 // - a receiver's registration re-check (recv_readiness): a receiver about
 //   to sleep ends the sole sender first, so its re-check reads the tail
 //   after the heavy fence, which pairs with the light fence of the sole
-//   sender's notify. A receiver that never waits leaves it alone.
+//   sender's notify. A receiver that never waits leaves it alone, and so
+//   does one that waits before anyone sent (the sender that takes the role
+//   later does so with a seq_cst CAS, after the registration).
 //
 // Light head. A receive moves head with a release store, and its notify's
 // light fence (memory/asymmetric_fence.hpp) stands in for the full barrier
@@ -610,7 +612,7 @@ class array_channel {
     const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
     // A sole sender's plain tail store has no seq_cst half for this Dekker
     // pair: a receiver about to sleep ends it (once; see the header).
-    tail_.value.sole.end_unless_mine();
+    tail_.value.sole.end_for_waiter();
     // seq_cst: the re-check half of the Dekker pair (see waiting/protocol.hpp).
     const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     if ((pos_of(word) & ~mark_bit_) == head) return drained(word) ? readiness::ready : readiness::wait;
@@ -678,6 +680,11 @@ class array_channel {
     // tail_.lapped is left to publish(): the tail is past lap 0 here, and
     // the first send sets it, so a test that wraps covers that store.
     for (std::size_t i = 0; i < cap_; ++i) s[i].stamp.store(lap, std::memory_order_relaxed);
+  }
+
+  // Tests only: whether a thread sends as the sole sender now.
+  [[nodiscard]] bool sole_sender_for_testing() const noexcept {
+    return tail_.value.sole.owned_for_testing();
   }
 
   // Tests only: segments the channel holds (installed or spare).

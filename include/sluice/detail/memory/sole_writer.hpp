@@ -21,7 +21,7 @@
 // leaves its section without writing) or end() sees `busy` raised (and
 // waits for the section, which holds a few loads and stores and no user
 // code, to end). So end() costs a system call once per channel, and a fast
-// section costs two plain stores and a load.
+// section a few plain loads and stores.
 //
 // Invariants:
 // - The state only moves unowned -> owned(thread) -> revoking -> shared, or
@@ -30,8 +30,16 @@
 // - A fast section (enter() returned true, until leave()) runs only on the
 //   owning thread, and no other thread writes the guarded word while one
 //   runs or may start: another writer writes only after its end() returned.
-// - Thread tags are never reused, so a thread that starts after the owner
-//   exited is never mistaken for it.
+// - A thread's tag is the address of a thread_local of its own: distinct
+//   among live threads even where each shared library has its own copy of
+//   these inline definitions. A thread that starts after the owner exited
+//   may get the owner's tag and act as the owner: the exited thread left
+//   no section open, and thread exit and creation order its stores before
+//   the new thread's.
+// - A waiter about to sleep needs the tail written by read-modify-writes
+//   from its registration on (end_for_waiter()): it ends an owner's role,
+//   or finds nobody owns it yet, and then the take() to come (seq_cst) is
+//   after its registration, so the owner's notifies see it.
 // - take() succeeds only where the heavy fence is a membarrier: elsewhere
 //   the light fence would be a full fence, as costly as the
 //   read-modify-write it saves.
@@ -45,15 +53,11 @@
 
 namespace sluice::detail {
 
-inline std::atomic<std::uint64_t> next_thread_tag{4};
-
-// A number for the calling thread, unique for the life of the process (the
-// values below 4 are sole_writer's states).
-inline std::uint64_t this_thread_tag() noexcept {
-  thread_local std::uint64_t tag = 0;
-  // relaxed: only uniqueness matters.
-  if (tag == 0) [[unlikely]] tag = next_thread_tag.fetch_add(1, std::memory_order_relaxed);
-  return tag;
+// A number for the calling thread, distinct among live threads (an
+// address, so never one of sole_writer's states, 0 to 2).
+inline std::uintptr_t this_thread_tag() noexcept {
+  thread_local const char anchor = 0;
+  return reinterpret_cast<std::uintptr_t>(&anchor);
 }
 
 class sole_writer {
@@ -68,18 +72,20 @@ class sole_writer {
   // system has membarrier). On failure the caller writes as any other
   // writer would: after end().
   bool take() noexcept {
-    std::uint64_t seen = state_.load(std::memory_order_relaxed);
+    std::uintptr_t seen = state_.load(std::memory_order_relaxed);
     if (seen != unowned) return seen == this_thread_tag();
     if (init_asymmetric_fence() != fence_mode::asymmetric) return false;
-    // relaxed: nobody wrote the guarded word before (every writer takes or
-    // ends first, and end() on an unowned word leaves it shared).
-    return state_.compare_exchange_strong(seen, this_thread_tag(), std::memory_order_relaxed);
+    // seq_cst: after the registration of a waiter that found the word
+    // unowned (end_for_waiter()). Nobody wrote the guarded word before
+    // (every writer takes or ends first).
+    return state_.compare_exchange_strong(seen, this_thread_tag(), std::memory_order_seq_cst,
+                                          std::memory_order_relaxed);
   }
 
   // Opens a fast section. True: the caller is the sole writer and no other
   // writer can write until leave(). Always inlined: it runs in every send.
   [[gnu::always_inline]] bool enter() noexcept {
-    const std::uint64_t me = this_thread_tag();
+    const std::uintptr_t me = this_thread_tag();
     if (state_.load(std::memory_order_relaxed) != me) return false;
     busy_.store(true, std::memory_order_relaxed);
     // The Dekker pair with end(): our busy store before our state load,
@@ -100,10 +106,27 @@ class sole_writer {
     if (!held_here()) end();
   }
 
+  // For a waiter that registered and is about to re-check the guarded word:
+  // the word's writes are its progress, and the sole writer's plain stores
+  // are no seq_cst half of that Dekker pair. Ends the role, unless nobody
+  // holds it yet (seq_cst: then a later take() comes after our
+  // registration in the total order, and so do the new owner's checks for
+  // waiters) or we do (we are not inside our section).
+  void end_for_waiter() const noexcept {
+    const std::uintptr_t seen = state_.load(std::memory_order_seq_cst);
+    if (seen == unowned || seen == shared || seen == this_thread_tag()) return;
+    end();
+  }
+
+  // Tests only: whether a thread holds the role now.
+  [[nodiscard]] bool owned_for_testing() const noexcept {
+    return state_.load(std::memory_order_acquire) > shared;
+  }
+
   // For any writer but the sole one (harmless from it): when this returns,
   // no fast section runs, and none will start again.
   void end() const noexcept {
-    std::uint64_t seen = state_.load(std::memory_order_acquire);
+    std::uintptr_t seen = state_.load(std::memory_order_acquire);
     for (;;) {
       if (seen == shared) return;
       if (seen == revoking) {  // another writer is ending it: wait for that
@@ -136,12 +159,12 @@ class sole_writer {
   }
 
  private:
-  static constexpr std::uint64_t unowned = 0;
-  static constexpr std::uint64_t revoking = 1;
-  static constexpr std::uint64_t shared = 2;
+  static constexpr std::uintptr_t unowned = 0;
+  static constexpr std::uintptr_t revoking = 1;
+  static constexpr std::uintptr_t shared = 2;
   // unowned, revoking, shared, or the owner's thread tag. Mutable: end()
   // runs from const re-checks of a registered waiter.
-  mutable std::atomic<std::uint64_t> state_{unowned};
+  mutable std::atomic<std::uintptr_t> state_{unowned};
   mutable std::atomic<bool> busy_{false};
 };
 
