@@ -4,9 +4,11 @@
 // role is held when the transition it tests begins (a receiver that polls
 // with try_recv never ends it), that the transition ended it where it
 // must, and that every message arrived once, each producer's in order.
-// The rings: one segment (64), and one of 20 segments that retires them
-// once emptied (5000 slots of 16 bytes), whose retirement check pairs with
-// the sole sender's seq_cst store onto a segment's first slot.
+// The rings: 20 segments of 256 slots, the last one short (5000), and 196
+// of 512 (100,000); both retire emptied segments, a check that pairs with
+// the sole sender's seq_cst store onto a segment's first slot. A ring whose
+// segment table fits the channel's line has no sole sender.
+
 #include <sluice/detail/flavors/array.hpp>
 #include <sluice/detail/memory/asymmetric_fence.hpp>
 
@@ -70,8 +72,18 @@ class array_sole_sender : public ::testing::TestWithParam<std::size_t> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(bounds, array_sole_sender, ::testing::Values(64, 5000),
+INSTANTIATE_TEST_SUITE_P(bounds, array_sole_sender, ::testing::Values(5000, 100'000),
                          [](const auto& p) { return "bound_" + std::to_string(p.param); });
+
+TEST(array_sole_sender_small, a_ring_whose_table_fits_the_line_has_none) {
+  for (const std::size_t bound : {std::size_t{1}, std::size_t{64}, std::size_t{1024}}) {
+    array_channel<std::uint64_t> ch(bound);
+    std::uint64_t v = 1;
+    ASSERT_TRUE(ch.try_send(std::move(v)).has_value());
+    EXPECT_FALSE(ch.sole_sender_for_testing()) << bound;
+    EXPECT_EQ(ch.try_recv().value(), 1u);
+  }
+}
 
 TEST_P(array_sole_sender, one_thread_streaming_keeps_the_role) {
   array_channel<std::uint64_t> ch(GetParam());

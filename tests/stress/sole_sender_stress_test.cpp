@@ -4,10 +4,10 @@
 // tests end it in every way, mid-stream, while the sole sender streams:
 // another producer joining, the receiver leaving or closing, the receiver
 // going to sleep on an empty channel, a permit sent or dropped on another
-// thread. Each runs on a ring of one slot, of one segment, of segments that
-// fit the channel's line, and of segments it retires once emptied (the
+// thread. Each runs on rings with a segment table of their own (the only
+// ones with a sole sender), whose receivers retire emptied segments: the
 // Dekker pair whose senders' half the sole sender's segment-boundary store
-// is).
+// is.
 //
 // Every message is a sluice_test::counted whose value names its producer
 // and its sequence number: the receiver checks each producer's order, and
@@ -67,12 +67,11 @@ void with_channel(std::size_t bound, F&& f) {
 
 class sole_sender : public ::testing::TestWithParam<std::size_t> {};
 
-// One slot (1), one segment (64), a segment table in the channel's line
-// (1024: 8 segments of 128 slots of 24 bytes), a table of its own whose
-// segments are retired (16384). Most receivers here block, so the role
+// 24-byte slots: 40 segments of 128, the last one short (5000); 128 of 128
+// (16384); 196 of 1024 (200,000). Most receivers here block, so the role
 // often ends early; tests/detail/array_sole_sender_test.cpp checks each
 // transition with the role held.
-INSTANTIATE_TEST_SUITE_P(bounds, sole_sender, ::testing::Values(1, 64, 1024, 16384),
+INSTANTIATE_TEST_SUITE_P(bounds, sole_sender, ::testing::Values(5000, 16384, 200'000),
                          [](const auto& p) { return "bound_" + std::to_string(p.param); });
 
 TEST_P(sole_sender, a_second_producer_joins_a_streaming_one) {

@@ -93,10 +93,14 @@
 //   still all zero (a tail in lap 1 with the flag still clear has passed
 //   every slot), unless a segment was ever retired (tail_.recycled).
 //
-// Sole sender. The first thread that sends becomes the tail word's sole
+// Sole sender. In a ring with a segment table of its own (more than 16
+// segments), the first thread that sends becomes the tail word's sole
 // writer (memory/sole_writer.hpp): while no other thread has written the
 // word, its sends claim their slot with a plain store instead of the CAS
-// (a third of a send's cost when one thread streams). Every other write of
+// (a third of a send's cost when one thread streams). Smaller rings keep
+// the CAS: taking the role costs a CAS of its own and a few stores, which
+// a channel made for one message (`bounded(1)` and `bounded(1024)` made,
+// used once and dropped: 5% slower) pays without gain. Every other write of
 // the word (another thread's send or reservation, a permit's send or
 // release, the mark of a disconnect or close) first ends that, once per
 // channel: a heavy fence, then a wait for the sole sender's section of a
@@ -272,6 +276,10 @@ class array_channel {
     seg_shift_ = static_cast<unsigned>(std::countr_zero(per));
     seg_count_ = (cap_ + per - 1) / per;
     mapped_ = per * sizeof(slot) >= mapped_segment_bytes;
+    // Only a ring with a table of its own has a sole sender (see the header).
+    if (seg_count_ * sizeof(std::atomic<slot*>) <= sizeof(ring_line_.value.bytes)) {
+      tail_.value.sole.refuse();
+    }
     if (seg_count_ == 1) {
       // One segment: its table entry lives in the channel (one allocation
       // fewer for every small channel), and it is allocated now, in the
@@ -1228,7 +1236,7 @@ class array_channel {
   // section of the tail's sole_writer. False (nothing sent): take the
   // general path, which handles permits, a marked tail, no room and a
   // revoked sole sender.
-  bool send_alone(T& msg) {
+  [[gnu::noinline]] bool send_alone(T& msg) {
     // seq_cst: as claim_room's loads (the Dekker pair of retire_segment()).
     const std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
     if (permits_of(word) != 0 || (pos_of(word) & mark_bit_) != 0) return false;

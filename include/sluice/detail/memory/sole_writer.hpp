@@ -73,6 +73,7 @@ class sole_writer {
   // writer would: after end().
   bool take() noexcept {
     std::uintptr_t seen = state_.load(std::memory_order_relaxed);
+    if (seen == shared) return false;  // the common case of channels that refuse()
     if (seen != unowned) return seen == this_thread_tag();
     if (init_asymmetric_fence() != fence_mode::asymmetric) return false;
     // seq_cst: after the registration of a waiter that found the word
@@ -103,7 +104,8 @@ class sole_writer {
   // Before a write by a thread that may not be the sole writer: the sole
   // writer itself needs nothing (it is not inside its section).
   void end_unless_mine() const noexcept {
-    if (!held_here()) end();
+    const std::uintptr_t seen = state_.load(std::memory_order_acquire);
+    if (seen != shared && seen != this_thread_tag()) end_slow();
   }
 
   // For a waiter that registered and is about to re-check the guarded word:
@@ -118,6 +120,10 @@ class sole_writer {
     end();
   }
 
+  // Nobody will take the role (before any writer came): for a word whose
+  // writers are not worth it.
+  void refuse() noexcept { state_.store(shared, std::memory_order_relaxed); }
+
   // Tests only: whether a thread holds the role now.
   [[nodiscard]] bool owned_for_testing() const noexcept {
     return state_.load(std::memory_order_acquire) > shared;
@@ -125,7 +131,13 @@ class sole_writer {
 
   // For any writer but the sole one (harmless from it): when this returns,
   // no fast section runs, and none will start again.
+  // acquire: as end_slow().
   void end() const noexcept {
+    if (state_.load(std::memory_order_acquire) != shared) end_slow();
+  }
+
+ private:
+  [[gnu::noinline]] void end_slow() const noexcept {
     std::uintptr_t seen = state_.load(std::memory_order_acquire);
     for (;;) {
       if (seen == shared) return;
@@ -158,7 +170,6 @@ class sole_writer {
     }
   }
 
- private:
   static constexpr std::uintptr_t unowned = 0;
   static constexpr std::uintptr_t revoking = 1;
   static constexpr std::uintptr_t shared = 2;
