@@ -204,18 +204,18 @@ TEST_P(sole_sender, permits_used_on_another_thread) {
   for (int round = 0; round < 3; ++round) {
     auto [tx, rx] = sluice::sync_channel<counted>(GetParam());
     std::atomic<std::int64_t> permits_used{0};
-    std::jthread owner([&, tx = std::move(tx)] {
+    std::jthread owner([&, sender = std::move(tx)] {
       std::vector<std::jthread> users;
       std::int64_t seq = 0;
       for (std::int64_t i = 0; i < n; ++i) {
-        ASSERT_TRUE(tx.send(counted(value_of(0, seq++))).has_value());
+        ASSERT_TRUE(sender.send(counted(value_of(0, seq++))).has_value());
         if (i % 1000 == 999) {
-          auto p = tx.reserve();
-          ASSERT_TRUE(p.has_value());
+          auto reserved = sender.reserve();
+          ASSERT_TRUE(reserved.has_value());
           const bool use = (i / 1000) % 2 == 0;
-          users.emplace_back([&, p = std::move(*p), use, k = i / 1000]() mutable {
+          users.emplace_back([&, permit = std::move(*reserved), use, k = i / 1000]() mutable {
             if (use) {
-              std::move(p).send(counted(value_of(1, k)));
+              std::move(permit).send(counted(value_of(1, k)));
               permits_used.fetch_add(1, std::memory_order_relaxed);
             }  // else dropped unused: its slot comes back
           });
