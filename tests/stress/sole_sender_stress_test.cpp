@@ -176,8 +176,10 @@ TEST_P(sole_sender, close_while_the_sole_sender_streams) {
 }
 
 // The receiver drains faster than the sole sender sends, so it keeps going
-// to sleep on an empty channel: each sleep re-checks after the sole sender's
-// plain tail store, and none may miss the message that follows.
+// to sleep on an empty channel: its first sleep ends the role (its re-check
+// comes after the sole sender's plain tail stores), the later ones pair
+// with the compare-exchange again, and none may miss the message that
+// follows.
 TEST_P(sole_sender, a_receiver_sleeping_on_an_empty_channel_is_woken) {
   const leak_check leaks;
   const std::int64_t n = sluice_test::scaled(20'000, 5'000);
