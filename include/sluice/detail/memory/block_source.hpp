@@ -32,6 +32,28 @@
 //   drained burst leaves at most that behind, besides the channel's spare
 //   block and the region blocks are carved from. The channel's queue is
 //   FIFO, so regions empty in order.
+// - past that again, for a queue spanning a huge page's worth of blocks or
+//   more (2 MiB), huge regions: one huge page each (os_pages.hpp), when
+//   blocks are small enough (<= 4 KiB). Fresh 4 KiB pages cost a fault and a
+//   zeroed page each, ~1.1 ms per MiB on a virtual machine even populated
+//   in one call; a huge page costs one (~45 us per MiB), so a queue of
+//   millions of messages spends a fraction of the time on its memory. A
+//   huge region exhausted as usual is unmapped whole once its blocks are
+//   released. But a burst's last region would stay whole while its last
+//   blocks live (a drained channel keeps its tail block), so a receiver
+//   that comes within a group (256 KiB) of the end of what was carved of
+//   the region senders are carving (the queue has become short) ends that
+//   region's carving: its uncarved blocks count as released, and it gives
+//   back, now and as they die, its groups of 256 KiB that hold no live
+//   block (each group counts the live blocks that overlap it); the next
+//   block comes from a region sized for the queue now. A drained burst then
+//   keeps a group or two, not a huge page. Only that region gives groups
+//   back: giving back part of a huge page splits it, and a virtual machine
+//   then takes longer to touch each of its 4 KiB pages (measured: draining
+//   a million messages took 2.5x the time when every region gave its
+//   groups back as they died); 256 KiB, not less: Linux flushes a range of
+//   up to 33 pages from the translation cache page by page.
+//   Huge regions are never kept or cached: they are unmapped once released.
 // When the channel is destroyed, its kept regions go to the process's chunk
 // cache (chunk_cache.hpp, 2 MiB in all by default), where the next channel
 // that needs a region takes them before mapping a fresh one: fresh pages
@@ -54,6 +76,13 @@
 //   released == blocks (only possible once all its blocks were carved, so
 //   nobody carves from it any more) keeps it or unmaps it; a kept region
 //   is reset before reuse.
+// - Huge regions: `live[g]` counts blocks carved and not released that
+//   overlap group g. Groups are discarded only in a region whose carving
+//   ended early (`ended_early`, set under lock_ once nothing more is carved
+//   from it), when live[g] reads 0 (no block of it is live, nor will be),
+//   never the header's first page, and always before the discarder's own
+//   block counts as released: a discard never reaches a region that may be
+//   unmapped.
 #pragma once
 
 #include <sluice/detail/memory/chunk_cache.hpp>
@@ -63,6 +92,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <new>
 
@@ -73,10 +103,18 @@ namespace sluice::detail {
 // flavor relies on it for its cleared `written` flags).
 template <class Block>
 class block_source {
+  static constexpr std::size_t group_bytes = 256 * 1024;
+  static constexpr std::size_t huge_groups = huge_page_bytes / group_bytes;
+
   struct region {
     std::atomic<std::size_t> released{0};  // blocks given back so far
     std::size_t blocks = 0;                // blocks it holds (its size: bytes_of)
     region* next_kept = nullptr;           // the next kept region (under lock_)
+    // Huge regions only (see the invariants).
+    bool huge = false;
+    std::atomic<bool> ended_early{false};    // carving ended before the region was exhausted
+    std::atomic<std::size_t> carved_end{0};  // carving's end so far (a hint)
+    std::atomic<std::uint32_t> live[huge_groups]{};
   };
 
   // A queue spanning fewer blocks than this (head's and tail's included)
@@ -93,6 +131,9 @@ class block_source {
   }
   static constexpr std::size_t small_blocks = blocks_within(64 * 1024);
   static constexpr std::size_t large_blocks = blocks_within(256 * 1024);
+  // A huge region's blocks; its pages' header is the region's first page.
+  static constexpr std::size_t header_page = 4096;
+  static constexpr std::size_t huge_blocks = (huge_page_bytes - header_bytes) / sizeof(Block);
 
  public:
   static constexpr std::size_t small_region_bytes = bytes_of(small_blocks);
@@ -100,6 +141,14 @@ class block_source {
   // A queue spanning this many blocks or more takes large regions.
   static constexpr std::size_t large_queue_blocks =
       std::max<std::size_t>(heap_blocks, (1024 * 1024) / sizeof(Block));
+  // Whether huge regions are used at all, and from which queue span on.
+  static constexpr bool has_huge_regions =
+      maps_huge_pages && sizeof(Block) <= 4096 && header_bytes <= header_page;
+  static constexpr std::size_t huge_queue_blocks =
+      std::max<std::size_t>(large_queue_blocks, huge_page_bytes / sizeof(Block));
+  // Blocks in a huge region, and the groups it gives back by.
+  static constexpr std::size_t huge_region_blocks = huge_blocks;
+  static constexpr std::size_t huge_group_bytes = group_bytes;
   // Bytes of emptied regions a live channel keeps for reuse, at most.
   static constexpr std::size_t kept_bytes_limit = 512 * 1024;
 
@@ -126,12 +175,25 @@ class block_source {
     if (queued_blocks < heap_blocks) return new Block;
     std::lock_guard guard(lock_);
     if (current_ == nullptr || handed_ == current_blocks_) {
-      take_region(queued_blocks >= large_queue_blocks ? large_blocks : small_blocks);
+      take_region(has_huge_regions && queued_blocks >= huge_queue_blocks ? huge_blocks
+                  : queued_blocks >= large_queue_blocks                   ? large_blocks
+                                                                          : small_blocks);
     }
-    auto* raw = reinterpret_cast<std::byte*>(current_) + header_bytes + handed_ * sizeof(Block);
+    region* r = current_;
+    const std::size_t offset = header_bytes + handed_ * sizeof(Block);
     ++handed_;
-    Block* b = ::new (raw) Block;
-    b->origin = current_;
+    Block* b = ::new (reinterpret_cast<std::byte*>(r) + offset) Block;
+    b->origin = r;
+    if (r->huge) {
+      // relaxed: under lock_, which end_carving() takes before it reads them.
+      for (std::size_t g = offset / group_bytes; g <= (offset + sizeof(Block) - 1) / group_bytes;
+           ++g) {
+        r->live[g].fetch_add(1, std::memory_order_relaxed);
+      }
+      // relaxed: a hint for receivers (release_huge_block()).
+      r->carved_end.store(offset + sizeof(Block), std::memory_order_relaxed);
+      if (handed_ == current_blocks_) current_huge_.store(nullptr, std::memory_order_relaxed);
+    }
     return b;
   }
 
@@ -145,9 +207,17 @@ class block_source {
     }
     b->~Block();
     const std::size_t blocks = r->blocks;  // read while a block keeps r mapped
+    if (r->huge) {
+      release_huge_block(r, static_cast<std::size_t>(reinterpret_cast<std::byte*>(b) -
+                                                     reinterpret_cast<std::byte*>(r)));
+    }
     // acq_rel: the releaser that keeps or unmaps must see every other
     // release done; the lock below then hands that on to the next carver.
     if (r->released.fetch_add(1, std::memory_order_acq_rel) + 1 != blocks) return;
+    if (r->huge) {  // never kept
+      unmap_pages(r, huge_page_bytes);
+      return;
+    }
     region* outgrown = nullptr;  // kept regions of the other size, to unmap
     {
       std::lock_guard guard(lock_);
@@ -195,6 +265,17 @@ class block_source {
   // region, and the other senders have blocks to fill meanwhile). Throws
   // std::bad_alloc.
   void take_region(std::size_t blocks) {
+    if (blocks == huge_blocks && has_huge_regions) {
+      region* r = ::new (map_huge_page()) region;
+      r->blocks = blocks;
+      r->huge = true;
+      current_ = r;
+      current_blocks_ = blocks;
+      handed_ = 0;
+      current_huge_.store(r, std::memory_order_relaxed);
+      return;
+    }
+    current_huge_.store(nullptr, std::memory_order_relaxed);
     region* r = kept_;
     if (r != nullptr) {
       kept_ = r->next_kept;
@@ -214,10 +295,86 @@ class block_source {
 
   // A region this channel is done with: to the process's cache (kept or unmapped).
   static void retire(region* r) noexcept {
+    if (r->huge) {
+      r->~region();
+      unmap_pages(r, huge_page_bytes);
+      return;
+    }
     const std::size_t bytes = bytes_of(r->blocks);
     r->~region();
     process_chunk_cache.put(r, bytes, chunk_cache::source::mapped);
   }
+
+  // A released block of huge region `r` at `offset`: counts it out of its
+  // groups; if the carving of `r` ended early, discards the groups that
+  // died; else, if `r` is the region being carved and the receiver has come
+  // within a group of its carving's end, ends that carving. Before the
+  // block counts as released (see the invariants).
+  void release_huge_block(region* r, std::size_t offset) noexcept {
+    const std::size_t end = offset + sizeof(Block);
+    const std::size_t first = offset / group_bytes;
+    const std::size_t last = (end - 1) / group_bytes;
+    // seq_cst (the decrements, then the load of ended_early): the Dekker
+    // pair with end_carving(), whose scan of live[] follows its store of
+    // ended_early: one of the two sees the other and discards.
+    for (std::size_t g = first; g <= last; ++g) r->live[g].fetch_sub(1, std::memory_order_seq_cst);
+    if (r->ended_early.load(std::memory_order_seq_cst)) {
+      for (std::size_t g = first; g <= last; ++g) discard_dead(r, g, g + 1);
+      return;
+    }
+    // relaxed: a hint; end_carving() decides under the lock.
+    if (current_huge_.load(std::memory_order_relaxed) == r &&
+        r->carved_end.load(std::memory_order_relaxed) < end + group_bytes) {
+      end_carving(r);
+    }
+  }
+
+  // Ends the carving of `r` if it is still the region being carved: its
+  // uncarved blocks count as released, and its dead groups (the uncarved
+  // ones among them) are discarded, as are the groups that die from now
+  // on. Called while a block of `r` is not yet counted as released, so `r`
+  // stays mapped throughout.
+  void end_carving(region* r) noexcept {
+    std::size_t uncarved = 0;
+    {
+      std::lock_guard guard(lock_);
+      if (current_ != r) return;
+      uncarved = current_blocks_ - handed_;
+      current_ = nullptr;
+      current_blocks_ = 0;
+      handed_ = 0;
+      current_huge_.store(nullptr, std::memory_order_relaxed);
+      r->ended_early.store(true, std::memory_order_seq_cst);  // see release_huge_block()
+    }
+    // Runs of dead groups, one system call each (one early-ended region per
+    // drained burst: discards split its huge page, and the pages of a split
+    // one cost a virtual machine more to touch, so regions exhausted as
+    // usual are unmapped whole instead).
+    for (std::size_t g = 0; g < huge_groups;) {
+      if (r->live[g].load(std::memory_order_seq_cst) != 0) {
+        ++g;
+        continue;
+      }
+      std::size_t to = g + 1;
+      while (to < huge_groups && r->live[to].load(std::memory_order_seq_cst) == 0) ++to;
+      discard_dead(r, g, to);
+      g = to;
+    }
+    // acq_rel: as release()'s count. Never the last: the caller's block is
+    // still to be counted.
+    if (uncarved != 0) r->released.fetch_add(uncarved, std::memory_order_acq_rel);
+  }
+
+  // Discards groups [from, to) of `r`, which held no live block when read
+  // (none can come: its carving has ended). Two threads may both discard a
+  // group: the second finds it discarded. The first page keeps the header.
+  static void discard_dead(region* r, std::size_t from, std::size_t to) noexcept {
+    if (from == to - 1 && r->live[from].load(std::memory_order_seq_cst) != 0) return;
+    const std::size_t begin = std::max(from * group_bytes, header_page);
+    discard_pages(reinterpret_cast<std::byte*>(r) + begin, to * group_bytes - begin);
+  }
+
+  static constexpr std::size_t group_end(std::size_t g) noexcept { return (g + 1) * group_bytes; }
 
   spin_lock lock_;                   // guards the members below
   region* current_ = nullptr;        // the region blocks are carved from
@@ -227,6 +384,9 @@ class block_source {
   // channel's last cache line has no room for an array of them).
   region* kept_ = nullptr;
   std::size_t kept_bytes_ = 0;
+  // current_ while it is a huge region being carved, else null: read
+  // without the lock by receivers deciding whether to end its carving.
+  std::atomic<region*> current_huge_{nullptr};
 };
 
 }  // namespace sluice::detail
