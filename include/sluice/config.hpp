@@ -2,7 +2,8 @@
 //
 // Invariants: nothing here allocates or waits; every macro is prefixed
 // SLUICE_. The knobs (SLUICE_CACHE_LINE, SLUICE_CHECK_RECEIVER,
-// SLUICE_CHUNK_CACHE_BYTES, and SLUICE_YIELD_BUDGET_US in backoff.hpp) may be
+// SLUICE_CHUNK_CACHE_BYTES, SLUICE_HUGE_PAGES, and SLUICE_YIELD_BUDGET_US in
+// backoff.hpp) may be
 // predefined by the user to override their defaults, with one value in every
 // translation unit of a program; the version numbers and SLUICE_TSAN (set
 // from the compiler's sanitizer flags) are facts, not knobs.
@@ -48,6 +49,16 @@
 // A plain byte count (33554432) or a 64-bit expression (32ull << 20).
 #ifndef SLUICE_CHUNK_CACHE_BYTES
 #  define SLUICE_CHUNK_CACHE_BYTES (2ull << 20)  // 2 MiB
+#endif
+
+// Whether an unbounded channel whose queue spans 2 MiB of blocks or more
+// takes them from 2 MiB regions asked to be transparent huge pages
+// (memory/block_source.hpp): much cheaper fresh memory for long queues, but
+// where the kernel compacts memory to find a huge page on a fault (Linux's
+// `defrag` setting), the sender that maps such a region may wait for it.
+// 0 keeps such queues on regions of 256 KiB (4 KiB pages), as before.
+#ifndef SLUICE_HUGE_PAGES
+#  define SLUICE_HUGE_PAGES 1
 #endif
 
 // ThreadSanitizer detection (GCC defines __SANITIZE_THREAD__, Clang exposes

@@ -85,6 +85,7 @@
 //   unmapped.
 #pragma once
 
+#include <sluice/config.hpp>
 #include <sluice/detail/memory/chunk_cache.hpp>
 #include <sluice/detail/memory/os_pages.hpp>
 #include <sluice/detail/waiting/spin_lock.hpp>
@@ -142,8 +143,8 @@ class block_source {
   static constexpr std::size_t large_queue_blocks =
       std::max<std::size_t>(heap_blocks, (1024 * 1024) / sizeof(Block));
   // Whether huge regions are used at all, and from which queue span on.
-  static constexpr bool has_huge_regions =
-      maps_huge_pages && sizeof(Block) <= 4096 && header_bytes <= header_page;
+  static constexpr bool has_huge_regions = SLUICE_HUGE_PAGES != 0 && maps_huge_pages &&
+                                            sizeof(Block) <= 4096 && header_bytes <= header_page;
   static constexpr std::size_t huge_queue_blocks =
       std::max<std::size_t>(large_queue_blocks, huge_page_bytes / sizeof(Block));
   // Blocks in a huge region, and the groups it gives back by.
