@@ -10,16 +10,21 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/mman.h>
-#include <unistd.h>
+#if defined(__linux__)
+#  include <sys/mman.h>
+#  include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -39,6 +44,8 @@ struct test_block {
 };
 
 using source = sluice::detail::block_source<test_block>;
+
+#if defined(__linux__)  // mincore(), /proc/self/smaps
 constexpr std::size_t huge_bytes = sluice::detail::huge_page_bytes;
 constexpr std::size_t page = 4096;
 
@@ -52,6 +59,27 @@ std::size_t resident_pages(const void* p, std::size_t bytes) {
   return static_cast<std::size_t>(std::count_if(in.begin(), in.end(), [](unsigned char c) {
     return (c & 1) != 0;
   }));
+}
+
+// The huge page flags ("hg", "nh" or "") of the mapping holding `p`
+// (/proc/self/smaps' VmFlags).
+std::string huge_page_flags(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  std::string line;
+  while (std::getline(smaps, line)) {
+    unsigned long long from = 0;
+    unsigned long long to = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &from, &to) == 2) {
+      inside = from <= at && at < to;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      if (line.find(" nh") != std::string::npos) return "nh";
+      if (line.find(" hg") != std::string::npos) return "hg";
+      return "";
+    }
+  }
+  return "none found";
 }
 
 bool huge_aligned(const void* p) {
@@ -83,7 +111,7 @@ TEST_F(block_source_huge, a_very_long_queue_takes_huge_regions) {
   EXPECT_EQ(origins.size(), 2u) << "a region holds huge_region_blocks blocks";
   for (std::size_t i = 0; i < live.size(); ++i) {
     EXPECT_TRUE(live[i]->stamped(i)) << "block " << i;
-    blocks.release(live[i]);
+    blocks.release(live[i], live.size() - i);  // drained: the last region stops being carved
   }
   EXPECT_EQ(blocks.kept_bytes(), 0u) << "huge regions are never kept";
   // A queue just short of the threshold takes a large region, as before,
@@ -98,9 +126,10 @@ TEST_F(block_source_huge, a_very_long_queue_takes_huge_regions) {
 }
 
 // A burst of 2.5 huge regions, drained in order but for its last block (a
-// drained channel keeps its tail block): the last region keeps its first
-// page (the header), the group of the last block and at most the one
-// before it.
+// drained channel keeps its tail block), the receiver telling the queue's
+// span as it frees each block: the last region keeps its first page (the
+// header), the group of the last block and at most the one before it, and
+// is no longer a huge page candidate.
 TEST_F(block_source_huge, a_drained_burst_gives_back_its_last_region) {
   source blocks;
   const std::size_t n = 2 * source::huge_region_blocks + source::huge_region_blocks / 2;
@@ -116,9 +145,10 @@ TEST_F(block_source_huge, a_drained_burst_gives_back_its_last_region) {
   EXPECT_GT(resident_pages(last_region, huge_bytes), 2 * kept_pages);
   for (std::size_t i = 0; i + 1 < n; ++i) {
     ASSERT_TRUE(live[i]->stamped(i)) << "block " << i << " lost its contents while live";
-    blocks.release(live[i]);
+    blocks.release(live[i], n - i);
   }
   EXPECT_LE(resident_pages(last_region, huge_bytes), kept_pages);
+  EXPECT_EQ(huge_page_flags(last_region), "nh") << "khugepaged would gather it again";
   EXPECT_TRUE(live.back()->stamped(n - 1));
   // The next block comes from a region sized for the queue now.
   test_block* next = blocks.acquire(8);
@@ -129,7 +159,8 @@ TEST_F(block_source_huge, a_drained_burst_gives_back_its_last_region) {
 
 // Blocks held out of order (the flavor's spare block, a sender's block
 // allocated ahead) keep their contents while the groups around them are
-// given back, and their groups are given back when they go.
+// given back, and their groups are given back when they go. Among them,
+// the first block that straddles two groups.
 TEST_F(block_source_huge, live_blocks_keep_their_groups) {
   source blocks;
   const std::size_t n = source::huge_region_blocks / 2;
@@ -140,12 +171,22 @@ TEST_F(block_source_huge, live_blocks_keep_their_groups) {
   }
   void* region = live.front()->origin;
   ASSERT_EQ(live.back()->origin, region);
+  const auto group_of = [&](const std::byte* p) {
+    return static_cast<std::size_t>(p - static_cast<std::byte*>(region)) / source::huge_group_bytes;
+  };
+  std::size_t straddling = n;
+  for (std::size_t i = 0; i < n && straddling == n; ++i) {
+    const auto* first = reinterpret_cast<const std::byte*>(live[i]);
+    if (group_of(first) != group_of(first + sizeof(test_block) - 1)) straddling = i;
+  }
+  ASSERT_LT(straddling, n);
   std::vector<std::size_t> held;
   for (std::size_t i = 0; i < n; ++i) {
-    if (i % 700 == 3 || i + 1 == n) {
+    // The straddling block alone holds the second of its groups.
+    if (i == 3 || i == straddling || i == n / 2 || i + 1 == n) {
       held.push_back(i);  // kept live
     } else {
-      blocks.release(live[i]);
+      blocks.release(live[i], n - i);  // the queue grows short: carving ends
     }
   }
   ASSERT_GE(held.size(), 3u);
@@ -154,11 +195,32 @@ TEST_F(block_source_huge, live_blocks_keep_their_groups) {
   EXPECT_LE(resident_pages(region, huge_bytes),
             1 + held.size() * 2 * source::huge_group_bytes / page);
   for (std::size_t i : held) {
-    if (i + 1 != n) blocks.release(live[i]);
+    if (i + 1 != n) blocks.release(live[i], 1);
   }
   EXPECT_LE(resident_pages(region, huge_bytes), 1 + 2 * source::huge_group_bytes / page);
   EXPECT_TRUE(live[n - 1]->stamped(n - 1));
   blocks.release(live[n - 1]);
+}
+
+// A block freed out of order while the queue is long (a sender's block
+// allocated ahead and given back comes from the end of what was carved)
+// does not end the region's carving; the queue's span decides.
+TEST_F(block_source_huge, only_a_short_queue_ends_the_carving) {
+  source blocks;
+  std::vector<test_block*> live;
+  for (std::size_t i = 0; i < 1000; ++i) live.push_back(blocks.acquire(source::huge_queue_blocks));
+  void* region = live.back()->origin;
+  blocks.release(live.back());  // span unknown
+  live.pop_back();
+  blocks.release(live.back(), source::huge_queue_blocks);  // a long queue
+  live.pop_back();
+  live.push_back(blocks.acquire(source::huge_queue_blocks));
+  EXPECT_EQ(live.back()->origin, region) << "carving went on";
+  // A short queue ends it even when the freed block lies elsewhere (none).
+  blocks.release(nullptr, 1);
+  live.push_back(blocks.acquire(source::huge_queue_blocks));
+  EXPECT_NE(live.back()->origin, region) << "a new region once carving ended";
+  for (test_block* b : live) blocks.release(b);
 }
 
 // A queue that shrinks and grows again: regions whose carving ended early
@@ -175,11 +237,13 @@ TEST_F(block_source_huge, two_threads_keep_every_block) {
     std::vector<std::pair<test_block*, std::uint64_t>> held;
     for (;;) {
       std::pair<test_block*, std::uint64_t> item{nullptr, 0};
+      std::size_t span = 0;  // the queue's span, told as a receiver does
       {
         std::lock_guard g(m);
         if (!queue.empty()) {
           item = queue.front();
           queue.pop_front();
+          span = queue.size() + 1;
         } else if (done) {
           break;
         }
@@ -192,7 +256,7 @@ TEST_F(block_source_huge, two_threads_keep_every_block) {
       if (item.second % 97 == 0) {
         held.push_back(item);  // released later, out of order
       } else {
-        blocks.release(item.first);
+        blocks.release(item.first, span);
       }
       if (held.size() > 16) {
         for (auto& [b, n] : held) {
@@ -222,6 +286,8 @@ TEST_F(block_source_huge, two_threads_keep_every_block) {
   consumer.join();
   EXPECT_EQ(bad, 0u);
 }
+
+#endif  // defined(__linux__)
 
 // Blocks over 4 KiB never take huge regions (a region would hold too few).
 TEST(block_source_huge_sizes, blocks_over_4_KiB_take_none) {

@@ -553,7 +553,12 @@ class list_channel {
       head_.value.index.store(new_head, std::memory_order_release);
     }
     T msg = blk->msgs[offset].take();
-    if (offset + 1 == block_cap) recycle(blk);
+    if (offset + 1 == block_cap) {
+      // While a huge region is being carved, the block source learns from
+      // the queue's span when the queue has become short (block_source.hpp).
+      recycle(blk, blocks_.carving_huge() ? span_from(new_head)
+                                          : block_source<block>::span_unknown);
+    }
     return msg;
   }
 
@@ -572,20 +577,31 @@ class list_channel {
     }
     // relaxed: a hint only; a stale head (or a tail overtaken meanwhile)
     // only makes the queue look longer or empty.
-    const std::size_t head_block =
-        (head_.value.index.load(std::memory_order_relaxed) >> shift) / lap;
+    return blocks_.acquire(span_between(head_.value.index.load(std::memory_order_relaxed), tail));
+  }
+
+  // How many blocks the queue spans from head position `head` to tail
+  // position `tail`, both included (at least one).
+  static std::size_t span_between(std::size_t head, std::size_t tail) noexcept {
+    const std::size_t head_block = (head >> shift) / lap;
     const std::size_t tail_block = (tail >> shift) / lap;
-    return blocks_.acquire(tail_block >= head_block ? tail_block - head_block + 1 : 1);
+    return tail_block >= head_block ? tail_block - head_block + 1 : 1;
+  }
+  // The same from `head` to the tail now (receiver). relaxed: a hint only.
+  std::size_t span_from(std::size_t head) const noexcept {
+    return span_between(head, tail_.value.index.load(std::memory_order_relaxed));
   }
 
   // Keeps one drained block for the next allocation, releases any other, so
   // a burst's memory goes back as it is consumed.
   // Every slot of `b` was written and read, so no sender touches it any
   // more: its flags are cleared here, once, not by each receive.
-  void recycle(block* b) noexcept {
+  // `queued_blocks`: the queue's span, from the receiver that drained `b`.
+  void recycle(block* b,
+               std::size_t queued_blocks = block_source<block>::span_unknown) noexcept {
     b->next.store(nullptr, std::memory_order_relaxed);
     for (std::atomic<bool>& w : b->written) w.store(false, std::memory_order_relaxed);
-    blocks_.release(spare_.exchange(b, std::memory_order_acq_rel));
+    blocks_.release(spare_.exchange(b, std::memory_order_acq_rel), queued_blocks);
   }
 
   struct receiver_position : position {

@@ -40,19 +40,27 @@
 //   millions of messages spends a fraction of the time on its memory. A
 //   huge region exhausted as usual is unmapped whole once its blocks are
 //   released. But a burst's last region would stay whole while its last
-//   blocks live (a drained channel keeps its tail block), so a receiver
-//   that comes within a group (256 KiB) of the end of what was carved of
-//   the region senders are carving (the queue has become short) ends that
-//   region's carving: its uncarved blocks count as released, and it gives
-//   back, now and as they die, its groups of 256 KiB that hold no live
-//   block (each group counts the live blocks that overlap it); the next
-//   block comes from a region sized for the queue now. A drained burst then
-//   keeps a group or two, not a huge page. Only that region gives groups
-//   back: giving back part of a huge page splits it, and a virtual machine
-//   then takes longer to touch each of its 4 KiB pages (measured: draining
-//   a million messages took 2.5x the time when every region gave its
-//   groups back as they died); 256 KiB, not less: Linux flushes a range of
-//   up to 33 pages from the translation cache page by page.
+//   blocks live (a drained channel keeps its tail block), so when the
+//   receiver finds the queue short (under 256 KiB of blocks, from its head
+//   and tail, as it frees a block) while a huge region is being carved,
+//   that region stops being carved: its uncarved blocks count as released,
+//   it is no longer a huge page candidate (Linux's khugepaged would rebuild
+//   the page), and it gives back, now and as they die, its groups of
+//   256 KiB that hold no live block (each group counts the live blocks
+//   that overlap it); the next block comes from a region sized for the
+//   queue now. A drained burst then keeps a group or two, not a huge page
+//   (its resident pages; the kernel frees the rest of the physical page
+//   when it splits it, under memory pressure). The length decides, not
+//   where the freed block lies: a block a sender allocated ahead and gave
+//   back comes from the end of what was carved while the queue is long.
+//   A burst whose last block is exactly a region's last keeps that region
+//   whole while the block lives (about one burst in 4,000). Only that
+//   region gives groups back: giving back part of a huge page splits it,
+//   and a virtual machine then takes longer to touch each of its 4 KiB
+//   pages (measured: draining a million messages took 2.5x the time when
+//   every region gave its groups back as they died); 256 KiB, not less:
+//   Linux flushes a range of up to 33 pages from the translation cache
+//   page by page.
 //   Huge regions are never kept or cached: they are unmapped once released.
 // When the channel is destroyed, its kept regions go to the process's chunk
 // cache (chunk_cache.hpp, 2 MiB in all by default), where the next channel
@@ -114,7 +122,6 @@ class block_source {
     // Huge regions only (see the invariants).
     bool huge = false;
     std::atomic<bool> ended_early{false};    // carving ended before the region was exhausted
-    std::atomic<std::size_t> carved_end{0};  // carving's end so far (a hint)
     std::atomic<std::uint32_t> live[huge_groups]{};
   };
 
@@ -150,6 +157,10 @@ class block_source {
   // Blocks in a huge region, and the groups it gives back by.
   static constexpr std::size_t huge_region_blocks = huge_blocks;
   static constexpr std::size_t huge_group_bytes = group_bytes;
+  // A queue spanning fewer blocks than this is short: a huge region being
+  // carved then stops being carved (see the header).
+  static constexpr std::size_t short_queue_blocks =
+      std::max<std::size_t>(1, group_bytes / sizeof(Block));
   // Bytes of emptied regions a live channel keeps for reuse, at most.
   static constexpr std::size_t kept_bytes_limit = 512 * 1024;
 
@@ -191,15 +202,31 @@ class block_source {
            ++g) {
         r->live[g].fetch_add(1, std::memory_order_relaxed);
       }
-      // relaxed: a hint for receivers (release_huge_block()).
-      r->carved_end.store(offset + sizeof(Block), std::memory_order_relaxed);
       if (handed_ == current_blocks_) current_huge_.store(nullptr, std::memory_order_relaxed);
     }
     return b;
   }
 
-  // Gives a block back. Any thread; each block once.
-  void release(Block* b) noexcept {
+  // What release() is told when the caller does not know the queue's span
+  // (or is not the receiver taking blocks in order).
+  static constexpr std::size_t span_unknown = static_cast<std::size_t>(-1);
+
+  // Whether a huge region is being carved now: a receiver then tells
+  // release() how many blocks the queue spans (a hint, read relaxed).
+  [[nodiscard]] bool carving_huge() const noexcept {
+    return current_huge_.load(std::memory_order_relaxed) != nullptr;
+  }
+
+  // Gives a block back (null: none). Any thread; each block once.
+  // `queued_blocks`: the span of the queue, head's and tail's blocks
+  // included, from the receiver that drained `b` in order; when it is under
+  // a group's worth, the huge region being carved stops being carved (see
+  // the header).
+  void release(Block* b, std::size_t queued_blocks = span_unknown) noexcept {
+    if (queued_blocks < short_queue_blocks) {
+      // relaxed: a hint; end_carving() decides under the lock.
+      if (region* h = current_huge_.load(std::memory_order_relaxed)) end_carving(h);
+    }
     if (b == nullptr) return;
     auto* r = static_cast<region*>(b->origin);
     if (r == nullptr) {
@@ -307,10 +334,8 @@ class block_source {
   }
 
   // A released block of huge region `r` at `offset`: counts it out of its
-  // groups; if the carving of `r` ended early, discards the groups that
-  // died; else, if `r` is the region being carved and the receiver has come
-  // within a group of its carving's end, ends that carving. Before the
-  // block counts as released (see the invariants).
+  // groups and, if the carving of `r` ended early, discards the groups that
+  // died. Before the block counts as released (see the invariants).
   void release_huge_block(region* r, std::size_t offset) noexcept {
     const std::size_t end = offset + sizeof(Block);
     const std::size_t first = offset / group_bytes;
@@ -321,25 +346,20 @@ class block_source {
     for (std::size_t g = first; g <= last; ++g) r->live[g].fetch_sub(1, std::memory_order_seq_cst);
     if (r->ended_early.load(std::memory_order_seq_cst)) {
       for (std::size_t g = first; g <= last; ++g) discard_dead(r, g, g + 1);
-      return;
-    }
-    // relaxed: a hint; end_carving() decides under the lock.
-    if (current_huge_.load(std::memory_order_relaxed) == r &&
-        r->carved_end.load(std::memory_order_relaxed) < end + group_bytes) {
-      end_carving(r);
     }
   }
 
-  // Ends the carving of `r` if it is still the region being carved: its
-  // uncarved blocks count as released, and its dead groups (the uncarved
-  // ones among them) are discarded, as are the groups that die from now
-  // on. Called while a block of `r` is not yet counted as released, so `r`
-  // stays mapped throughout.
+  // Ends the carving of `r` if it is still the region being carved and not
+  // used up: its uncarved blocks count as released, it stops being a huge
+  // page candidate, and its dead groups (the uncarved ones among them) are
+  // discarded, as are the groups that die from now on. `r` stays mapped
+  // until its uncarved blocks are counted (its count cannot be complete
+  // before), which is last.
   void end_carving(region* r) noexcept {
     std::size_t uncarved = 0;
     {
       std::lock_guard guard(lock_);
-      if (current_ != r) return;
+      if (current_ != r || handed_ == current_blocks_) return;
       uncarved = current_blocks_ - handed_;
       current_ = nullptr;
       current_blocks_ = 0;
@@ -347,6 +367,9 @@ class block_source {
       current_huge_.store(nullptr, std::memory_order_relaxed);
       r->ended_early.store(true, std::memory_order_seq_cst);  // see release_huge_block()
     }
+    // Linux's khugepaged would otherwise rebuild a huge page from what is
+    // left (a page or more of it resident) within seconds.
+    forgo_huge_page(r, huge_page_bytes);
     // Runs of dead groups, one system call each (one early-ended region per
     // drained burst: discards split its huge page, and the pages of a split
     // one cost a virtual machine more to touch, so regions exhausted as
@@ -361,9 +384,11 @@ class block_source {
       discard_dead(r, g, to);
       g = to;
     }
-    // acq_rel: as release()'s count. Never the last: the caller's block is
-    // still to be counted.
-    if (uncarved != 0) r->released.fetch_add(uncarved, std::memory_order_acq_rel);
+    // acq_rel: as release()'s count; the last one unmaps.
+    const std::size_t blocks = r->blocks;
+    if (r->released.fetch_add(uncarved, std::memory_order_acq_rel) + uncarved == blocks) {
+      unmap_pages(r, huge_page_bytes);
+    }
   }
 
   // Discards groups [from, to) of `r`, which held no live block when read
@@ -374,8 +399,6 @@ class block_source {
     const std::size_t begin = std::max(from * group_bytes, header_page);
     discard_pages(reinterpret_cast<std::byte*>(r) + begin, to * group_bytes - begin);
   }
-
-  static constexpr std::size_t group_end(std::size_t g) noexcept { return (g + 1) * group_bytes; }
 
   spin_lock lock_;                   // guards the members below
   region* current_ = nullptr;        // the region blocks are carved from

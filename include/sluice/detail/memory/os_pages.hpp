@@ -76,7 +76,8 @@ inline constexpr bool maps_huge_pages = SLUICE_HAS_MMAP != 0;
 // such requests) and populated: one fault instead of 512, and one zeroed
 // page (measured on a virtual machine: ~45 us per MiB, against ~1.1 ms per
 // MiB for 4 KiB pages faulted in by populated mappings of 256 KiB). Where
-// no huge page comes, its 4 KiB pages are populated as map_pages() does.
+// no huge page comes, its 4 KiB pages are populated as map_pages() does
+// (Linux 5.14+; before, they are faulted in as they are first written).
 // Unmapped with unmap_pages(p, huge_page_bytes). Throws std::bad_alloc.
 inline void* map_huge_page() {
 #if SLUICE_HAS_MMAP
@@ -113,6 +114,18 @@ inline void* map_huge_page() {
 inline void discard_pages(void* p, std::size_t bytes) noexcept {
 #if SLUICE_HAS_MMAP
   ::madvise(p, bytes, MADV_DONTNEED);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// Asks that [p, p + bytes) (page-aligned) no longer be backed by huge
+// pages, nor gathered into one later (Linux's khugepaged rebuilds one from
+// a 2 MiB range with any page resident). A hint.
+inline void forgo_huge_page(void* p, std::size_t bytes) noexcept {
+#if SLUICE_HAS_MMAP && defined(MADV_NOHUGEPAGE)
+  ::madvise(p, bytes, MADV_NOHUGEPAGE);
 #else
   (void)p;
   (void)bytes;
