@@ -359,7 +359,10 @@ class block_source {
     std::size_t uncarved = 0;
     {
       std::lock_guard guard(lock_);
-      if (current_ != r || handed_ == current_blocks_) return;
+      // `r` may be a stale hint: compared, not read, unless it is current_
+      // (then valid), and it must be a huge region (another region may
+      // have been mapped at a huge one's address since).
+      if (current_ != r || !r->huge || handed_ == current_blocks_) return;
       uncarved = current_blocks_ - handed_;
       current_ = nullptr;
       current_blocks_ = 0;
