@@ -555,8 +555,9 @@ class list_channel {
     T msg = blk->msgs[offset].take();
     if (offset + 1 == block_cap) {
       // While a huge region is being carved, the block source learns from
-      // the queue's span when the queue has become short (block_source.hpp).
-      recycle(blk, blocks_.carving_huge() ? span_from(new_head)
+      // the queue's span (from the next block on) when the queue has
+      // become short (block_source.hpp).
+      recycle(blk, blocks_.carving_huge() ? span_from((new_head & ~mark_bit) + one)
                                           : block_source<block>::span_unknown);
     }
     return msg;

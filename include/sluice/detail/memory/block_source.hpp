@@ -359,10 +359,11 @@ class block_source {
     std::size_t uncarved = 0;
     {
       std::lock_guard guard(lock_);
-      // `r` may be a stale hint: compared, not read, unless it is current_
-      // (then valid), and it must be a huge region (another region may
-      // have been mapped at a huge one's address since).
-      if (current_ != r || !r->huge || handed_ == current_blocks_) return;
+      // `r` may be a stale hint: compared, and read only once it is
+      // current_ and not used up (so not released whole: mapped), and it
+      // must be a huge region (another region may have been mapped at a
+      // huge one's address since).
+      if (current_ != r || handed_ == current_blocks_ || !r->huge) return;
       uncarved = current_blocks_ - handed_;
       current_ = nullptr;
       current_blocks_ = 0;
@@ -403,6 +404,11 @@ class block_source {
     discard_pages(reinterpret_cast<std::byte*>(r) + begin, to * group_bytes - begin);
   }
 
+  // current_ while it is a huge region being carved, else null: read
+  // without the lock by receivers deciding whether to end its carving.
+  // First: beside the flavor's spare block pointer, on a line the receiver
+  // takes anyway, not on the senders' line of the members below.
+  std::atomic<region*> current_huge_{nullptr};
   spin_lock lock_;                   // guards the members below
   region* current_ = nullptr;        // the region blocks are carved from
   std::size_t current_blocks_ = 0;   // blocks current_ holds
@@ -411,9 +417,6 @@ class block_source {
   // channel's last cache line has no room for an array of them).
   region* kept_ = nullptr;
   std::size_t kept_bytes_ = 0;
-  // current_ while it is a huge region being carved, else null: read
-  // without the lock by receivers deciding whether to end its carving.
-  std::atomic<region*> current_huge_{nullptr};
 };
 
 }  // namespace sluice::detail
