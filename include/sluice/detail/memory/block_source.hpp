@@ -198,8 +198,7 @@ class block_source {
     b->origin = r;
     if (r->huge) {
       // relaxed: under lock_, which end_carving() takes before it reads them.
-      for (std::size_t g = offset / group_bytes; g <= (offset + sizeof(Block) - 1) / group_bytes;
-           ++g) {
+      for (std::size_t g = first_group(offset); g <= last_group(offset); ++g) {
         r->live[g].fetch_add(1, std::memory_order_relaxed);
       }
       if (handed_ == current_blocks_) current_huge_.store(nullptr, std::memory_order_relaxed);
@@ -243,7 +242,7 @@ class block_source {
     // release done; the lock below then hands that on to the next carver.
     if (r->released.fetch_add(1, std::memory_order_acq_rel) + 1 != blocks) return;
     if (r->huge) {  // never kept
-      unmap_pages(r, huge_page_bytes);
+      unmap_huge(r);
       return;
     }
     region* outgrown = nullptr;  // kept regions of the other size, to unmap
@@ -324,8 +323,7 @@ class block_source {
   // A region this channel is done with: to the process's cache (kept or unmapped).
   static void retire(region* r) noexcept {
     if (r->huge) {
-      r->~region();
-      unmap_pages(r, huge_page_bytes);
+      unmap_huge(r);
       return;
     }
     const std::size_t bytes = bytes_of(r->blocks);
@@ -337,9 +335,8 @@ class block_source {
   // groups and, if the carving of `r` ended early, discards the groups that
   // died. Before the block counts as released (see the invariants).
   void release_huge_block(region* r, std::size_t offset) noexcept {
-    const std::size_t end = offset + sizeof(Block);
-    const std::size_t first = offset / group_bytes;
-    const std::size_t last = (end - 1) / group_bytes;
+    const std::size_t first = first_group(offset);
+    const std::size_t last = last_group(offset);
     // seq_cst (the decrements, then the load of ended_early): the Dekker
     // pair with end_carving(), whose scan of live[] follows its store of
     // ended_early: one of the two sees the other and discards.
@@ -391,8 +388,22 @@ class block_source {
     // acq_rel: as release()'s count; the last one unmaps.
     const std::size_t blocks = r->blocks;
     if (r->released.fetch_add(uncarved, std::memory_order_acq_rel) + uncarved == blocks) {
-      unmap_pages(r, huge_page_bytes);
+      unmap_huge(r);
     }
+  }
+
+  // The groups the block at `offset` of a huge region overlaps: first to last.
+  static constexpr std::size_t first_group(std::size_t offset) noexcept {
+    return offset / group_bytes;
+  }
+  static constexpr std::size_t last_group(std::size_t offset) noexcept {
+    return (offset + sizeof(Block) - 1) / group_bytes;
+  }
+
+  // A huge region released whole (or never carved again): back to the OS.
+  static void unmap_huge(region* r) noexcept {
+    r->~region();
+    unmap_pages(r, huge_page_bytes);
   }
 
   // Discards groups [from, to) of `r`, which held no live block when read
