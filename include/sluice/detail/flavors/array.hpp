@@ -49,9 +49,10 @@
 // Position encoding (head and tail): index = pos & (mark_bit - 1) is the slot,
 // pos & ~(one_lap - 1) is the lap; pos & mark_bit (tail only) means
 // disconnected. mark_bit = bit_ceil(cap + 1), one_lap = 2 * mark_bit.
-// Positions have 48 bits: the lap after the last one is lap 0.
+// Positions have 46 bits: the lap after the last one is lap 0.
 //
-// Permits (reserve()): the tail word is (tail position << 16) | permits, so
+// Permits (reserve()): the tail word is (tail position << 18) | flags |
+// permits, so
 // that a send, a reservation and a permit's send each move both with one
 // CAS. With p permits out, the p slots from the tail on are free and held
 // for them: a plain send claims the slot at the tail only if the slot p
@@ -65,6 +66,20 @@
 // once (beyond that a reservation waits, as for a full channel); the 16th
 // bit says the receiver is gone: a permit's send then takes no slot and its
 // value is destroyed at once, as queued messages were.
+//
+// Quiet leave. The 17th bit says the receiver left quietly: it found the
+// channel empty, no permit out and nobody waiting, and marked the tail with
+// the three bits in one CAS, as its very last access; its hold on the
+// channel (counter.hpp) then passes to whoever releases the last other
+// handle, who reads the bit (receiver_left()). One read-modify-write
+// instead of two (the mark, then the handle count) when a receiver goes
+// before its senders: a tenth of making, using and dropping a channel.
+// The 18th bit (sticky) says a sender has registered to wait (for room, for
+// the permit ceiling, or for the receiving side to stop): set with a
+// read-modify-write before the registration, it makes a later quiet CAS
+// fail, so a receiver that leaves quietly has nobody to wake; a registration
+// after the quiet CAS re-checks the tail and finds the mark. Every write of
+// the word keeps the flag bits.
 //
 // Stamp protocol for the slot at `index` (absolute stamp = stored + index):
 //   stamp == tail          empty in the sender's lap: the sender may write
@@ -402,6 +417,7 @@ class array_channel {
     // permit to be used or given back; every other one waits for room.
     readiness enlist(wait_entry& e) noexcept {
       at_ceiling_ = Reserve && ch_->at_permit_ceiling();
+      ch_->note_sender_wait();
       queue().register_entry(e);
       return recheck();
     }
@@ -472,7 +488,7 @@ class array_channel {
       }
       const std::size_t marked = pos_of(word) & mark_bit_;
       const std::size_t tail = pos_of(word) & ~mark_bit_;
-      const std::size_t next = make_word(next_pos(tail) | marked, permits_of(word) - 1);
+      const std::size_t next = moved_word(word, next_pos(tail) | marked) - 1;
       // seq_cst: as claim_room's CAS.
       if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                                  std::memory_order_relaxed)) {
@@ -738,6 +754,48 @@ class array_channel {
     head_.value.stash.clear();
   }
 
+  // The receiver goes while senders remain, and leaves quietly if it can
+  // (see "Quiet leave" in the header): with nothing queued or stashed, no
+  // permit out, no sender ever registered to wait and no receive of its own
+  // pending, disconnect_receivers() would only mark the tail. Then one CAS
+  // marks it and says the receiver left, and the caller must not touch the
+  // channel again: true. False: nothing changed.
+  // seq_cst: as mark_tail(), totally ordered with every claim and with the
+  // sender-waited bit's read-modify-write; and release, for whoever frees
+  // the channel after reading the bit (receiver_left()).
+  [[nodiscard]] bool leave_quietly() noexcept {
+    if (head_.value.stash.holds() || receivers_.has_waiters()) return false;
+    const std::size_t head = head_.value.pos.load(std::memory_order_relaxed);
+    std::size_t word = tail_.value.word.load(std::memory_order_seq_cst);
+    // The word of an empty channel with nobody about: tail at head, no mark,
+    // no permit, no flag. Anything else takes the general path.
+    if (word != make_word(head, 0)) return false;
+    tail_.value.sole.end_unless_mine();  // a write (see the header)
+    return tail_.value.word.compare_exchange_strong(
+        word, word | make_word(mark_bit_, 0) | receiver_gone_bit | receiver_left_bit,
+        std::memory_order_seq_cst, std::memory_order_relaxed);
+  }
+
+  // Whether the receiver left quietly. Asked by a handle about to release
+  // the last hold besides the receiver's, once the tail is marked (so no
+  // quiet leave can come later). acquire: pairs with the quiet CAS, so the
+  // receiver's every access happened before whoever frees the channel.
+  [[nodiscard]] bool receiver_left() const noexcept {
+    return (tail_.value.word.load(std::memory_order_acquire) & receiver_left_bit) != 0;
+  }
+
+  // A sender is about to register to wait (for room, for the permit
+  // ceiling, or for the receiving side to stop): from now on the receiver
+  // never leaves quietly, and wakes the waiters when it goes (see "Quiet
+  // leave" in the header). Once per channel: the bit is sticky.
+  // seq_cst: ordered with the quiet CAS in the word's order; the
+  // registration and its re-check follow.
+  void note_sender_wait() noexcept {
+    if ((tail_.value.word.load(std::memory_order_relaxed) & sender_waited_bit) != 0) return;
+    tail_.value.sole.end_unless_mine();  // a write (see the header)
+    tail_.value.word.fetch_or(sender_waited_bit, std::memory_order_seq_cst);
+  }
+
  private:
   // Every waiter learns of the mark close() or disconnect_receivers() set.
   void wake_all_closed() noexcept {
@@ -847,7 +905,7 @@ class array_channel {
   }
 
   static std::size_t checked_cap(std::size_t cap) {
-    // Positions (48 bits) need two spare high bits (mark bit and lap), and
+    // Positions (46 bits) need two spare high bits (mark bit and lap), and
     // the slots must be addressable as one array by the allocator's measure.
     constexpr std::size_t max_cap =
         std::min<std::size_t>(static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(slot),
@@ -1163,17 +1221,25 @@ class array_channel {
 
   // --- the tail word and positions (see the header) -----------------------------
 
-  // The low 16 bits: the permit count below, and the receiver-gone bit.
-  static constexpr unsigned permit_bits = 16;
-  static constexpr unsigned pos_bits = sizeof(std::size_t) * 8 - permit_bits;
-  static constexpr std::size_t receiver_gone_bit = std::size_t{1} << (permit_bits - 1);
+  // The low 18 bits: the permit count (15 bits), the receiver-gone bit, the
+  // receiver-left-quietly bit and the sticky sender-waited bit.
+  static constexpr unsigned low_bits = 18;
+  static constexpr unsigned pos_bits = sizeof(std::size_t) * 8 - low_bits;
+  static constexpr std::size_t receiver_gone_bit = std::size_t{1} << 15;
+  static constexpr std::size_t receiver_left_bit = std::size_t{1} << 16;
+  static constexpr std::size_t sender_waited_bit = std::size_t{1} << 17;
   static constexpr std::size_t max_permits = receiver_gone_bit - 1;
-  static constexpr std::size_t pos_mask = ~std::size_t{0} >> permit_bits;
+  static constexpr std::size_t low_mask = (std::size_t{1} << low_bits) - 1;
+  static constexpr std::size_t pos_mask = ~std::size_t{0} >> low_bits;
 
-  static constexpr std::size_t pos_of(std::size_t word) noexcept { return word >> permit_bits; }
+  static constexpr std::size_t pos_of(std::size_t word) noexcept { return word >> low_bits; }
   static constexpr std::size_t permits_of(std::size_t word) noexcept { return word & max_permits; }
   static constexpr std::size_t make_word(std::size_t pos, std::size_t permits) noexcept {
-    return pos << permit_bits | permits;
+    return pos << low_bits | permits;
+  }
+  // `word` with its position replaced by `pos`: the permits and flags stay.
+  static constexpr std::size_t moved_word(std::size_t word, std::size_t pos) noexcept {
+    return make_word(pos, 0) | (word & low_mask);
   }
   // Nothing queued will ever come (the tail word of an empty channel): the
   // tail is marked and no permit is out (a permit may still send after
@@ -1257,11 +1323,11 @@ class array_channel {
       // The store that moves the front into the next segment is the
       // senders' half of retire_segment()'s Dekker pair (a CAS elsewhere):
       // seq_cst, before our next send's load of that segment's entry.
-      tail_.value.word.store(make_word(next, 0), std::memory_order_seq_cst);
+      tail_.value.word.store(moved_word(word, next), std::memory_order_seq_cst);
     } else {
       // release: a writer that ends our ownership, or a receiver's query,
       // reads the word after this store.
-      tail_.value.word.store(make_word(next, 0), std::memory_order_release);
+      tail_.value.word.store(moved_word(word, next), std::memory_order_release);
     }
     sole.leave();
     publish(*s, tail, msg);
@@ -1306,7 +1372,7 @@ class array_channel {
       const room found = room_at(permits == 0 ? tail : advance(tail, permits), s);
       switch (found) {
         case room::free: {
-          const std::size_t next = Reserve ? word + 1 : make_word(next_pos(tail), permits);
+          const std::size_t next = Reserve ? word + 1 : moved_word(word, next_pos(tail));
           // seq_cst: totally ordered with mark_tail() and with the receiver's
           // registration re-check (the Dekker pair of waiting/protocol.hpp).
           if (tail_.value.word.compare_exchange_weak(word, next, std::memory_order_seq_cst,

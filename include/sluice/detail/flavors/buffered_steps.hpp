@@ -78,6 +78,9 @@ class closed_steps {
 
   bool attempt() noexcept { return ch_->closed_for_senders(); }
   readiness enlist(wait_entry& e) noexcept {
+    // A flavor whose receiver may leave without waking anyone (array.hpp's
+    // quiet leave) learns first that a sender waits.
+    if constexpr (requires { ch_->note_sender_wait(); }) ch_->note_sender_wait();
     ch_->closed_watchers().register_entry(e);
     return recheck();
   }

@@ -12,8 +12,18 @@
 //                             block; offset == block_cap is a transient state
 //                             in which a sender installs the next block
 //   tail & mark_bit           the channel is disconnected (no more sends)
+//   tail & receiver_left_bit  the receiver left quietly (with the mark)
+//   tail & sender_waited_bit  a sender once watched for the receiving side
+//                             to stop (sticky)
 //   head & mark_bit           the head block is known not to be the last one,
 //                             so the receiver may skip comparing with tail
+//
+// Quiet leave: as the bounded flavor's (array.hpp, "Quiet leave"), a
+// receiver that goes first from an empty channel that no sender ever
+// watched marks the tail and says it left in one CAS, its last access, and
+// its hold on the channel passes to the last other handle (counter.hpp).
+// Senders here wait only for a block's installer, never for the receiver,
+// so only a closed watcher sets the sticky bit.
 //
 // Invariants:
 // - A slot is written by exactly one sender (the one whose CAS reserved it)
@@ -62,8 +72,10 @@ namespace sluice::detail {
 
 template <class T>
 class list_channel {
-  static constexpr std::size_t shift = 1;
+  static constexpr std::size_t shift = 3;
   static constexpr std::size_t mark_bit = 1;
+  static constexpr std::size_t receiver_left_bit = 2;
+  static constexpr std::size_t sender_waited_bit = 4;
   static constexpr std::size_t lap = 32;
   static constexpr std::size_t block_cap = lap - 1;
   static constexpr std::size_t one = std::size_t{1} << shift;
@@ -363,6 +375,41 @@ class list_channel {
     if (!senders_gone) close();
     discard_all();
     head_.value.stash.clear();
+  }
+
+  // The receiver goes while senders remain, and leaves quietly if it can:
+  // nothing queued or stashed, no sender installing a block, no closed
+  // watcher ever, no receive of its own pending; then disconnect_receivers()
+  // would only mark the tail (its discard would free nothing: the head
+  // block, if any, is the destructor's). True: marked, and the caller must
+  // not touch the channel again. False: nothing changed.
+  // seq_cst: as mark_tail(), totally ordered with every reservation and
+  // with the sticky bit's read-modify-write; release, for whoever frees the
+  // channel after reading the bit (receiver_left()).
+  [[nodiscard]] bool leave_quietly() noexcept {
+    if (head_.value.stash.holds() || receivers_.has_waiters()) return false;
+    const std::size_t head = head_.value.index.load(std::memory_order_relaxed) & ~mark_bit;
+    std::size_t tail = tail_.value.index.load(std::memory_order_seq_cst);
+    // An empty channel's tail, with no flag: equal to head (a tail at a
+    // block's transient offset never is).
+    if (tail != head) return false;
+    return tail_.value.index.compare_exchange_strong(tail, tail | mark_bit | receiver_left_bit,
+                                                     std::memory_order_seq_cst,
+                                                     std::memory_order_relaxed);
+  }
+
+  // Whether the receiver left quietly; asked once the tail is marked (see
+  // counter.hpp). acquire: pairs with the quiet CAS.
+  [[nodiscard]] bool receiver_left() const noexcept {
+    return (tail_.value.index.load(std::memory_order_acquire) & receiver_left_bit) != 0;
+  }
+
+  // A sender is about to watch for the receiving side to stop: from now on
+  // the receiver leaves the long way, which wakes it. Sticky, once per
+  // channel. seq_cst: ordered with the quiet CAS in the word's order.
+  void note_sender_wait() noexcept {
+    if ((tail_.value.index.load(std::memory_order_relaxed) & sender_waited_bit) != 0) return;
+    tail_.value.index.fetch_or(sender_waited_bit, std::memory_order_seq_cst);
   }
 
  private:

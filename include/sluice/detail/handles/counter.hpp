@@ -11,10 +11,22 @@
 //   bit   1      the last sender, while it disconnects the sending side
 //   bit   0      the receiver (unique, so one bit)
 //
+// A receiver that goes before its senders may leave its bit set and say so
+// in the flavor's own word instead, in the one read-modify-write it makes
+// there anyway (the bounded flavor's quiet leave, flavors/array.hpp): the
+// hold then passes to the last other handle, which frees the channel.
+//
 // Invariants:
-// - The allocation lives while the word is not zero; whoever takes it to
-//   zero frees it. A handle that reads its own unit alone frees it without a
-//   read-modify-write: a new handle is made only from one that holds.
+// - The allocation lives while the word is not zero and no quiet leave
+//   stands for it; whoever takes it to zero frees it. A handle that reads
+//   its own unit alone frees it without a read-modify-write: a new handle is
+//   made only from one that holds. So does one that reads its unit and the
+//   receiver's, after the receiver left quietly.
+// - A quiet leave happens only while the sending side is not disconnected
+//   (it marks the flavor's tail word from an unmarked one), so it is over
+//   before the last sender disconnects: a handle that reads its unit and
+//   the receiver's alone (no sender but possibly itself left, the sending
+//   side disconnected) knows for good whether the receiver left quietly.
 // - The sender count never rises from zero: upgrade() adds a sender only to a
 //   non-zero count (compare-exchange), so a disconnected sending side stays
 //   disconnected.
@@ -126,8 +138,14 @@ class counter {
   // never rises from zero), the flavor may skip what only senders would see.
   // acquire: pairs with the senders' release decrements, so every send
   // happened before the receiver destroys what is queued.
+  // With senders left, a flavor that can leaves quietly: then the receiver
+  // touches nothing more, and the last other handle frees (release_units).
   void release_receiver() noexcept {
-    chan_.disconnect_receivers(senders_of(refs_.load(std::memory_order_acquire)) == 0);
+    const bool senders_gone = senders_of(refs_.load(std::memory_order_acquire)) == 0;
+    if constexpr (requires { chan_.leave_quietly(); }) {
+      if (!senders_gone && chan_.leave_quietly()) return;
+    }
+    chan_.disconnect_receivers(senders_gone);
     release_units(receiver_unit);
   }
 
@@ -222,14 +240,30 @@ class counter {
 
   // Lets go of `unit`; frees the allocation if that was the last hold. A
   // word equal to our own unit means we are the last holder, and stay so
-  // (see the invariants): no read-modify-write.
-  // acquire (the load) and acq_rel (the decrement): whoever frees must see
+  // (see the invariants): no read-modify-write. So does our unit and the
+  // receiver's, when the receiver left quietly: a sender's or weak sender's
+  // unit then, and the sending side is disconnected (the last sender does
+  // that before it lets go), so the answer cannot change; while the
+  // receiver has not left, it frees when it goes (we leave it the word
+  // holding its unit alone). A compare-exchange, not a subtraction: a
+  // subtraction that left the receiver's unit alone could not tell whether
+  // to free, and could not ask the flavor afterwards (a receiver still there
+  // may have freed it).
+  // acquire (the loads) and acq_rel (the exchange): whoever frees must see
   // everything the other holders did (see release_sender()).
   void release_units(std::uint64_t unit) noexcept {
-    if (refs_.load(std::memory_order_acquire) == unit ||
-        refs_.fetch_sub(unit, std::memory_order_acq_rel) == unit) {
-      delete this;
+    std::uint64_t v = refs_.load(std::memory_order_acquire);
+    for (;;) {
+      if (v == unit) break;
+      if constexpr (requires { chan_.receiver_left(); }) {
+        if (v == (unit | receiver_unit) && unit != receiver_unit && chan_.receiver_left()) break;
+      }
+      if (refs_.compare_exchange_weak(v, v - unit, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        return;
+      }
     }
+    delete this;
   }
 
   // The channel comes first and lends its tail padding (no_unique_address):

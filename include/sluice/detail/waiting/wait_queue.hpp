@@ -151,6 +151,10 @@ class wait_queue {
     empty_.store(list_.empty(), std::memory_order_relaxed);
   }
 
+  // Whether an entry is linked, for a party whose own registrations are the
+  // only ones it asks about (they happened before: relaxed).
+  [[nodiscard]] bool has_waiters() const noexcept { return !empty_.load(std::memory_order_relaxed); }
+
   // Wakes one waiter, if any. Callers have just made progress the waiter
   // waits for, published with a seq_cst operation (see register_entry) or
   // with a release store: then light_fence() orders that store before the
