@@ -32,7 +32,9 @@
 #endif
 
 #if defined(SLUICE_TEST_SANITIZED)
-#include <sanitizer/allocator_interface.h>
+// The sanitizer runtimes' own count (declared here: GCC installs no header
+// for it everywhere).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
