@@ -787,7 +787,10 @@ class array_channel {
   // A sender is about to register to wait (for room, for the permit
   // ceiling, or for the receiving side to stop): from now on the receiver
   // never leaves quietly, and wakes the waiters when it goes (see "Quiet
-  // leave" in the header). Once per channel: the bit is sticky.
+  // leave" in the header). Once per channel: the bit is sticky. A sole
+  // sender's plain store would lose the bit, so another thread's first
+  // wait ends that role (as its send would; for a closed() watcher on a
+  // ring with a sole sender, the one price of the quiet leave).
   // seq_cst: ordered with the quiet CAS in the word's order; the
   // registration and its re-check follow.
   void note_sender_wait() noexcept {

@@ -118,9 +118,10 @@ class list_channel {
 
   ~list_channel() {
     // Both sides are gone: the receiver's disconnect already destroyed every
-    // message and freed the blocks it walked. What remains is the spare
-    // block; the head block is null since that discard (no sender can
-    // install one after it), and is released here all the same.
+    // message and freed the blocks it walked, or it left quietly from an
+    // empty channel (nothing to destroy). What remains is the spare block,
+    // and the head block after a quiet leave (null after a discard: no
+    // sender can install one after it).
     blocks_.release(head_.value.blk.load(std::memory_order_relaxed));
     blocks_.release(spare_.load(std::memory_order_relaxed));
   }

@@ -13,8 +13,9 @@
 //
 // A receiver that goes before its senders may leave its bit set and say so
 // in the flavor's own word instead, in the one read-modify-write it makes
-// there anyway (the bounded flavor's quiet leave, flavors/array.hpp): the
-// hold then passes to the last other handle, which frees the channel.
+// there anyway (the quiet leave of the bounded and unbounded flavors,
+// flavors/array.hpp): the hold then passes to the last other handle, which
+// frees the channel.
 //
 // Invariants:
 // - The allocation lives while the word is not zero and no quiet leave
