@@ -257,7 +257,8 @@ class counter {
     for (;;) {
       if (v == unit) break;
       if constexpr (requires { chan_.receiver_left(); }) {
-        if (v == (unit | receiver_unit) && unit != receiver_unit && chan_.receiver_left()) break;
+        // (For the receiver's own unit this is the test above.)
+        if (v == (unit | receiver_unit) && chan_.receiver_left()) break;
       }
       if (refs_.compare_exchange_weak(v, v - unit, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
