@@ -48,6 +48,12 @@ struct sluice_peer {
   static T recv(sluice::receiver<T>& rx) {
     return *rx.recv();
   }
+  // The lifecycle row (harness.hpp), on the types a user holds: make()'s
+  // pair above carries both sender types, one of them empty, for the
+  // workloads written once over every flavor, and moves the handles into
+  // it, which a program making a channel does not (2-3 ns a channel:
+  // 5 alternated runs of the lifecycle rows, pinned to one processor).
+  static double lifecycle_loop(const bench::config& one, bench::flavor f, std::size_t k);
   // The batch rows (spsc_recv_many, mpsc_recv_many).
   template <class T>
   using rx_t = sluice::receiver<T>;
@@ -192,6 +198,18 @@ void run_select_rows(const bench::config& c) {
 }
 
 }  // namespace
+
+double sluice_peer::lifecycle_loop(const bench::config& one, bench::flavor f, std::size_t k) {
+  return with_channels(f, one, [k](auto make) {
+    const auto t0 = bench::clk::now();
+    for (std::size_t i = 0; i < k; ++i) {
+      auto [tx, rx] = make();
+      (void)tx.send(std::size_t{i});
+      if (*rx.recv() != i) bench::check_failed(name, "lifecycle received a wrong value");
+    }  // both ends dropped here, every iteration
+    return bench::ns_since(t0) / static_cast<double>(k);
+  });
+}
 
 int main(int argc, char** argv) {
   const int status = bench::main_for<sluice_peer>(argc, argv);

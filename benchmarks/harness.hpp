@@ -316,11 +316,15 @@ std::size_t value_of(const inline_payload<Bytes>& p) {
 // lifecycle: one thread makes a channel, sends one message, receives it and
 // drops both ends; K = messages/10 channels (at least 1), ns per channel.
 // `one` has capacity_n = 1024 (the bounded1024 flavor is boundedN there).
+// A peer whose make() wraps its handles for the other workloads (one type
+// for every flavor) may run the loop on its own types instead:
+// P::lifecycle_loop(one, f, k), the same steps, ns per channel.
 template <class P>
 double lifecycle(const config& c, flavor f) {
   const std::size_t k = std::max<std::size_t>(c.messages / 10, 1);
   config one = c;
   one.capacity_n = 1024;
+  if constexpr (requires { P::lifecycle_loop(one, f, k); }) return P::lifecycle_loop(one, f, k);
   const auto t0 = clk::now();
   for (std::size_t i = 0; i < k; ++i) {
     auto [tx, rx] = P::template make<std::size_t>(f, one);
