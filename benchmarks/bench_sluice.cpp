@@ -201,13 +201,10 @@ void run_select_rows(const bench::config& c) {
 
 double sluice_peer::lifecycle_loop(const bench::config& one, bench::flavor f, std::size_t k) {
   return with_channels(f, one, [k](auto make) {
-    const auto t0 = bench::clk::now();
-    for (std::size_t i = 0; i < k; ++i) {
-      auto [tx, rx] = make();
+    return bench::lifecycle_channels(name, k, make, [](auto& tx, auto& rx, std::size_t i) {
       (void)tx.send(std::size_t{i});
-      if (*rx.recv() != i) bench::check_failed(name, "lifecycle received a wrong value");
-    }  // both ends dropped here, every iteration
-    return bench::ns_since(t0) / static_cast<double>(k);
+      return *rx.recv();
+    });
   });
 }
 

@@ -313,25 +313,37 @@ std::size_t value_of(const inline_payload<Bytes>& p) {
   return v;
 }
 
+// The lifecycle loop: K channels made by make(), one after another; each
+// gets send_recv(tx, rx, i), which sends i and returns what it received;
+// both ends dropped every iteration. ns per channel.
+template <class Make, class SendRecv>
+double lifecycle_channels(const char* peer, std::size_t k, Make make, SendRecv send_recv) {
+  const auto t0 = clk::now();
+  for (std::size_t i = 0; i < k; ++i) {
+    auto [tx, rx] = make();
+    if (send_recv(tx, rx, i) != i) check_failed(peer, "lifecycle received a wrong value");
+  }  // both ends dropped here, every iteration
+  return ns_since(t0) / static_cast<double>(k);
+}
+
 // lifecycle: one thread makes a channel, sends one message, receives it and
 // drops both ends; K = messages/10 channels (at least 1), ns per channel.
 // `one` has capacity_n = 1024 (the bounded1024 flavor is boundedN there).
 // A peer whose make() wraps its handles for the other workloads (one type
-// for every flavor) may run the loop on its own types instead:
-// P::lifecycle_loop(one, f, k), the same steps, ns per channel.
+// for every flavor) may run lifecycle_channels on its own types instead:
+// P::lifecycle_loop(one, f, k).
 template <class P>
 double lifecycle(const config& c, flavor f) {
   const std::size_t k = std::max<std::size_t>(c.messages / 10, 1);
   config one = c;
   one.capacity_n = 1024;
   if constexpr (requires { P::lifecycle_loop(one, f, k); }) return P::lifecycle_loop(one, f, k);
-  const auto t0 = clk::now();
-  for (std::size_t i = 0; i < k; ++i) {
-    auto [tx, rx] = P::template make<std::size_t>(f, one);
-    P::send(tx, std::size_t{i});
-    if (P::recv(rx) != i) check_failed(P::name, "lifecycle received a wrong value");
-  }  // both ends dropped here, every iteration
-  return ns_since(t0) / static_cast<double>(k);
+  return lifecycle_channels(
+      P::name, k, [&] { return P::template make<std::size_t>(f, one); },
+      [](auto& tx, auto& rx, std::size_t i) {
+        P::send(tx, std::size_t{i});
+        return P::recv(rx);
+      });
 }
 
 // The lifecycle row's flavors: no bounded0 (a rendezvous cannot hold the one
