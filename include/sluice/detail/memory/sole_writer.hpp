@@ -120,6 +120,12 @@ class sole_writer {
     end();
   }
 
+  // Whether the role has ended (or was refused): every writer now writes
+  // with read-modify-writes. A hint (relaxed): it only ever turns true.
+  [[nodiscard]] bool shared_now() const noexcept {
+    return state_.load(std::memory_order_relaxed) == shared;
+  }
+
   // Nobody will take the role (before any writer came): for a word whose
   // writers are not worth it.
   void refuse() noexcept { state_.store(shared, std::memory_order_relaxed); }
