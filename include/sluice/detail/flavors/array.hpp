@@ -1248,7 +1248,8 @@ class array_channel {
         }
       }
       // Strided once several threads write the ring (see the header).
-      if (recycles_ && stride_lines > 1 && len % stride_group == 0 && tail_.value.sole.shared_now()) {
+      if (recycles_ && stride_lines > 1 && len % stride_group == 0 &&
+          tail_.value.sole.shared_now()) {
         fresh = reinterpret_cast<slot*>(reinterpret_cast<std::uintptr_t>(fresh) | strided_bit);
       }
       // seq_cst: release, so the slots' empty stamps are seen with the
