@@ -46,8 +46,10 @@
 //   still read a stamp of a segment it saw installed; the stamps are atomic
 //   words, and such a sender's claim fails, see "Recycling" below).
 //
-// - Segments installed once several threads write the tail (the sole
-//   sender's role has ended, see below) are line-strided, as folly's
+// - Segments installed once the sole sender's role has ended (see below:
+//   a second thread wrote the tail word, or the receiver went to sleep;
+//   where membarrier is missing, from the first send on) are
+//   line-strided, as folly's
 //   MPMCQueue strides its slots: in each group of 16 slots (4 lines of 4
 //   slots of 16 bytes; 2 of 2 for slots of up to 32 bytes; none for larger
 //   ones), consecutive indices lie in consecutive lines, so that two
@@ -271,9 +273,10 @@ class array_channel {
       sizeof(slot) * 2 <= line_bytes ? std::bit_floor(line_bytes / sizeof(slot)) : 1;
   static constexpr std::size_t stride_group = stride_lines * stride_lines;
   static constexpr unsigned stride_shift = static_cast<unsigned>(std::countr_zero(stride_lines));
-  // The bit of a table entry that says its segment is strided (segments
-  // are aligned to 8 bytes at least; retired(V) values of a ring with a
-  // table of its own have it clear: V is a multiple of one_lap_ >= 64).
+  // The bit of a table entry that says its segment is strided. A ring with
+  // a table of its own takes its segments from the heap, the chunk cache,
+  // pages or its arena, all aligned to 16 bytes or more, and its retired(V)
+  // values have the bit clear too (V is a multiple of one_lap_ >= 512).
   static constexpr std::uintptr_t strided_bit = 4;
 
   // Segment sizing: page-sized for small T and small bounds; at least
