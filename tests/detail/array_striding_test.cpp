@@ -87,6 +87,9 @@ TEST(array_striding, a_reused_segment_is_empty_in_every_slot) {
   for (std::size_t cap : caps) {
     for (int layout = 0; layout < 4; ++layout) {  // first shared?, next shared?
       for (std::size_t written = 1; written <= 40 && written <= cap; ++written) {
+        // Large rings: a few written counts around the group size (each
+        // refills the whole bound).
+        if (cap > 4096 && written != 1 && written != 5 && written % 16 > 1) continue;
         {
           // Writes half its bound and `written` slots more, empties them,
           // gives its segments back. A permit given back first stops
