@@ -756,7 +756,7 @@ class array_channel {
     std::size_t n = 0;
     for (std::size_t i = 0; i < seg_count_; ++i) {
       const slot* s = segments_[i].load(std::memory_order_acquire);
-      if (is_segment(s) && (reinterpret_cast<std::uintptr_t>(s) & strided_bit) != 0) ++n;
+      if (is_segment(s) && is_strided(s)) ++n;
     }
     return n;
   }
@@ -965,19 +965,18 @@ class array_channel {
   // strided or not): the index's position in the segment, line-strided in
   // a strided segment (whose length is a multiple of stride_group).
   template <class Slot>
-  [[gnu::always_inline]] static Slot& slot_at(Slot* seg, std::size_t index,
-                                              std::size_t mask) noexcept {
+  [[gnu::always_inline]] Slot& slot_at(Slot* seg, std::size_t index) const noexcept {
     const auto bits = reinterpret_cast<std::uintptr_t>(seg);
-    std::size_t k = index & mask;
-    if ((bits & strided_bit) != 0) {
+    std::size_t k = index & seg_mask();
+    if (is_strided(seg)) {
       k = (k & ~(stride_group - 1)) | ((k & (stride_lines - 1)) << stride_shift) |
           ((k >> stride_shift) & (stride_lines - 1));
     }
     return reinterpret_cast<Slot*>(bits & ~strided_bit)[k];
   }
-  template <class Slot>
-  [[gnu::always_inline]] Slot& slot_at(Slot* seg, std::size_t index) const noexcept {
-    return slot_at(seg, index, seg_mask());
+  // Whether a table entry's segment is strided.
+  static bool is_strided(const slot* seg) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(seg) & strided_bit) != 0;
   }
   // A table entry's segment without its layout bit (for the allocator and
   // the spare stack; a spare's slots hold one stamp, whatever its layout).
