@@ -51,6 +51,33 @@ TEST(array_arena, only_rings_up_to_32_mib_beyond_the_chunk_cache_have_one) {
   EXPECT_FALSE(huge.arena_carved_for_testing().has_value());
 }
 
+// The arena starts on a 64-byte line, wherever in its block the allocator
+// put it (glibc's blocks start at 16 mod 64), so every segment carved from
+// it does: a strided group of 16 slots then has 4 lines of its own, and two
+// consecutive indices never meet in a line across a group's edge. Small
+// allocations between the channels move the blocks the allocator returns.
+TEST(array_arena, starts_on_a_cache_line) {
+  std::vector<std::vector<char>> shims;
+  for (std::size_t shim = 1; shim <= 80; shim += 13) {
+    shims.emplace_back(shim);
+    array_channel<std::uint64_t> large(arena_bound);
+    array_channel<std::uint64_t> medium(small_segment_arena_bound);
+    for (const void* start : {large.arena_start_for_testing(), medium.arena_start_for_testing()}) {
+      ASSERT_NE(start, nullptr);
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(start) % 64, 0u) << "shim " << shim;
+    }
+    // The whole ring is still there: fill it to the bound exactly.
+    for (std::uint64_t i = 0; i < small_segment_arena_bound; ++i) {
+      ASSERT_TRUE(medium.try_send(std::uint64_t{i}).has_value());
+    }
+    EXPECT_TRUE(medium.try_send(std::uint64_t{0}).error().is_full());
+    for (std::uint64_t i = 0; i < small_segment_arena_bound; ++i) {
+      ASSERT_EQ(medium.try_recv().value(), i);
+    }
+  }
+  EXPECT_EQ(array_channel<std::uint64_t>(100'000).arena_start_for_testing(), nullptr);
+}
+
 // Channel after channel on what may be the same block: the first is left
 // holding messages in every segment, each next one must still see an empty
 // ring, fill it to its bound exactly and give back what it was given.

@@ -20,7 +20,8 @@
 //   as they are installed, from one block the constructor takes from the
 //   allocator (the arena; its pages are touched only as segments are
 //   carved, faulted in by windows of 256 KiB or a segment, one system call
-//   each where the OS allows),
+//   each where the OS allows; it starts on a cache line, so that each
+//   segment does),
 //   so that the allocator hands a destroyed channel's ring to the next
 //   channel as it hands Rust's std its ring: glibc keeps a freed block of up
 //   to 32 MiB for the next request of its size (its dynamic mapping
@@ -364,7 +365,7 @@ class array_channel {
         // Allocation only: the allocator maps a fresh block lazily, and the
         // segments are cleared one by one as they are installed.
         try {
-          tail_.value.arena = static_cast<slot*>(arena_allocate(arena_bytes()));
+          tail_.value.arena = arena_allocate(arena_bytes(), tail_.value.arena_lead);
         } catch (...) {
           delete[] segments_;
           throw;
@@ -387,7 +388,9 @@ class array_channel {
     for (std::size_t k = 0; k < tail_.value.spare_count; ++k) {
       free_segment(segments_[seg_count_ + k].load(std::memory_order_relaxed), per, per);
     }
-    if (tail_.value.arena != nullptr) arena_free(tail_.value.arena, arena_bytes());
+    if (tail_.value.arena != nullptr) {
+      arena_free(tail_.value.arena, tail_.value.arena_lead, arena_bytes());
+    }
     if (!table_in_channel()) delete[] segments_;
   }
 
@@ -744,13 +747,15 @@ class array_channel {
     return tail_.value.sole.owned_for_testing();
   }
 
-  // Tests only: segments the channel holds (installed or spare).
-  // How many segments were carved from the arena; nullopt without one.
+  // Tests only: how many segments were carved from the arena; nullopt
+  // without one.
   [[nodiscard]] std::optional<std::size_t> arena_carved_for_testing() noexcept {
     if (tail_.value.arena == nullptr) return std::nullopt;
     std::lock_guard lock(tail_.value.spare_lock);
     return tail_.value.arena_carved;
   }
+  // Tests only: where the arena starts (its first segment); null without one.
+  [[nodiscard]] const void* arena_start_for_testing() const noexcept { return tail_.value.arena; }
   // Tests only: installed segments whose slots are line-strided.
   [[nodiscard]] std::size_t strided_segments_for_testing() const noexcept {
     std::size_t n = 0;
@@ -760,6 +765,7 @@ class array_channel {
     }
     return n;
   }
+  // Tests only: segments the channel holds (installed or spare).
   [[nodiscard]] std::size_t segments_held_for_testing() noexcept {
     std::size_t n = 0;
     for (std::size_t i = 0; i < seg_count_; ++i) {
@@ -1159,15 +1165,30 @@ class array_channel {
   // an over-aligned request asks for more than the block it gets back, so
   // the block a channel freed would be too small for the next channel's
   // (measured: each channel then grew the heap by its whole ring).
-  static void* arena_allocate(std::size_t bytes) {
-    if constexpr (plain_new_fits) return ::operator new(bytes);
-    return ::operator new(bytes, std::align_val_t{alignof(slot)});
-  }
-  static void arena_free(void* p, std::size_t bytes) noexcept {
+  // The block is line_bytes larger than the ring and the arena starts at
+  // its first line boundary, so that every segment carved from it starts
+  // on a line and a strided group covers its own lines: glibc returns
+  // blocks at 16 mod 64, where each group's last slot and the next group's
+  // first (consecutive indices) would share a line.
+  static constexpr std::size_t arena_slack = alignof(slot) < line_bytes ? line_bytes : 0;
+  static slot* arena_allocate(std::size_t bytes, std::size_t& lead) {
+    void* block = nullptr;
     if constexpr (plain_new_fits) {
-      ::operator delete(p, bytes);
+      block = ::operator new(bytes + arena_slack);
     } else {
-      ::operator delete(p, bytes, std::align_val_t{alignof(slot)});
+      block = ::operator new(bytes + arena_slack, std::align_val_t{alignof(slot)});
+    }
+    const auto at = reinterpret_cast<std::uintptr_t>(block);
+    lead = arena_slack == 0 ? 0 : (line_bytes - (at & (line_bytes - 1))) & (line_bytes - 1);
+    return reinterpret_cast<slot*>(static_cast<std::byte*>(block) + lead);
+  }
+  // `lead`: how far into its block arena_allocate() put the arena.
+  static void arena_free(slot* arena, std::size_t lead, std::size_t bytes) noexcept {
+    void* block = reinterpret_cast<std::byte*>(arena) - lead;
+    if constexpr (plain_new_fits) {
+      ::operator delete(block, bytes + arena_slack);
+    } else {
+      ::operator delete(block, bytes + arena_slack, std::align_val_t{alignof(slot)});
     }
   }
 
@@ -1620,6 +1641,7 @@ class array_channel {
     // senders, already here.
     slot* arena = nullptr;
     std::size_t arena_carved = 0;
+    std::size_t arena_lead = 0;  // the arena's offset into its block
   };
   cache_padded<sender_side> tail_;  // senders
   // The whole ring of a channel whose slots fit in one line (bounded(1) to
