@@ -52,10 +52,11 @@ TEST(array_arena, only_rings_up_to_32_mib_beyond_the_chunk_cache_have_one) {
 }
 
 // The arena starts on a 64-byte line, wherever in its block the allocator
-// put it (glibc's blocks start at 16 mod 64), so every segment carved from
-// it does: a strided group of 16 slots then has 4 lines of its own, and two
-// consecutive indices never meet in a line across a group's edge. Small
-// allocations between the channels move the blocks the allocator returns.
+// put it (glibc's mapped blocks start 16 past a line, its heap blocks at
+// any multiple of 16), so every segment carved from it does: a strided
+// group of 16 slots then has 4 lines of its own, and two consecutive
+// indices never meet in a line across a group's edge. Small allocations
+// between the channels move the blocks the allocator returns.
 TEST(array_arena, starts_on_a_cache_line) {
   std::vector<std::vector<char>> shims;
   for (std::size_t shim = 1; shim <= 80; shim += 13) {

@@ -1165,11 +1165,12 @@ class array_channel {
   // an over-aligned request asks for more than the block it gets back, so
   // the block a channel freed would be too small for the next channel's
   // (measured: each channel then grew the heap by its whole ring).
-  // The block is line_bytes larger than the ring and the arena starts at
-  // its first line boundary, so that every segment carved from it starts
-  // on a line and a strided group covers its own lines: glibc returns
-  // blocks at 16 mod 64, where each group's last slot and the next group's
-  // first (consecutive indices) would share a line.
+  // For slots aligned to less than a line, the block is line_bytes larger
+  // than the ring and the arena starts at its first line boundary, so that
+  // every segment carved from it starts on a line and a strided group
+  // covers its own lines: glibc's mapped blocks start 16 bytes past a line
+  // and its heap blocks at any multiple of 16, where each group's last slot
+  // and the next group's first (consecutive indices) would share a line.
   static constexpr std::size_t arena_slack = alignof(slot) < line_bytes ? line_bytes : 0;
   static slot* arena_allocate(std::size_t bytes, std::size_t& lead) {
     void* block = nullptr;
