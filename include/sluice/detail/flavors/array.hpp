@@ -1179,9 +1179,11 @@ class array_channel {
     } else {
       block = ::operator new(bytes + arena_slack, std::align_val_t{alignof(slot)});
     }
-    const auto at = reinterpret_cast<std::uintptr_t>(block);
-    lead = arena_slack == 0 ? 0 : (line_bytes - (at & (line_bytes - 1))) & (line_bytes - 1);
-    return reinterpret_cast<slot*>(static_cast<std::byte*>(block) + lead);
+    void* arena = block;
+    std::size_t space = bytes + arena_slack;
+    std::align(line_bytes, bytes, arena, space);  // fits: the slack covers any offset
+    lead = static_cast<std::size_t>(static_cast<std::byte*>(arena) - static_cast<std::byte*>(block));
+    return static_cast<slot*>(arena);
   }
   // `lead`: how far into its block arena_allocate() put the arena.
   static void arena_free(slot* arena, std::size_t lead, std::size_t bytes) noexcept {
